@@ -1,0 +1,3 @@
+from farense_guide.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""`farense-guide` / `python -m farense_guide`: one subcommand per step, help and errors in pt-PT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from farense_guide import __version__, blas
+from farense_guide.errors import FarenseError
+
+# Commands that import MLX and so want OpenBLAS preloaded on Linux.
+MLX_COMMANDS = {"preflight", "model", "chat"}
+
+ARGPARSE_MESSAGES = {
+    "the following arguments are required": "faltam argumentos obrigatórios",
+    "invalid choice": "escolha inválida",
+    "choose from": "escolha entre",
+    "unrecognized arguments": "argumentos não reconhecidos",
+    "expected one argument": "espera um valor",
+    "invalid int value": "número inteiro inválido",
+    "invalid float value": "número inválido",
+}
+
+
+class PortugueseHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None):
+        return super().add_usage(usage, actions, groups, "utilização: " if prefix is None else prefix)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with pt-PT section titles, help flag and error messages."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", PortugueseHelpFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "argumentos"
+        self._optionals.title = "opções"
+        self.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
+
+    def error(self, message):
+        for english, portuguese in ARGPARSE_MESSAGES.items():
+            message = message.replace(english, portuguese)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: erro: {message}\n")
+
+
+def add_preflight(commands) -> None:
+    parser = commands.add_parser(
+        "preflight",
+        help="verifica se a máquina está pronta para treinar",
+        description="Verifica Python, sistema, MLX e dispositivo, memória, disco, alimentação (macOS), "
+        "BLAS (Linux), o modelo base e a memória estimada do treino.\n"
+        "Sai com código diferente de zero só quando há problemas bloqueantes.",
+    )
+    parser.add_argument("--profile", default="smollm2", help="perfil de treino (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2")
+    parser.add_argument("--json", action="store_true", help="escreve o relatório em JSON no ecrã em vez da tabela")
+    parser.add_argument("--output", type=Path, default=Path("runs/preflight.json"), help="ficheiro JSON do relatório (por omissão: runs/preflight.json)")
+
+
+def add_model(commands) -> None:
+    parser = commands.add_parser(
+        "model",
+        help="prepara e mostra modelos base",
+        description="Converte o SmolLM2 embutido para MLX (uma vez, em cache), gera o modelo minúsculo de testes "
+        "ou resolve um modelo local ou do Hugging Face, e mostra a pasta.",
+    )
+    parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta ou um id 'organização/nome' (por omissão: smollm2)")
+
+
+def add_chat(commands) -> None:
+    parser = commands.add_parser(
+        "chat",
+        help="conversa com o modelo (com ou sem adaptador)",
+        description="Conversa com um modelo base, opcionalmente com um adaptador LoRA treinado. "
+        "Com --prompt responde uma vez e sai; sem --prompt abre uma conversa no terminal.",
+    )
+    parser.add_argument("--model", default="smollm2", help="modelo base (por omissão: smollm2, o embutido)")
+    parser.add_argument("--adapter", type=Path, help="pasta de adaptadores (p. ex. runs/<nome>/adapters)")
+    parser.add_argument("--prompt", "-p", help="pergunta única; sem ela, modo de conversa")
+    parser.add_argument("--system", help="mensagem de sistema")
+    parser.add_argument("--max-tokens", type=int, default=200, help="máximo de tokens por resposta (por omissão: 200)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="farense-guide",
+        description="Fine-tuning de um modelo de linguagem num Apple M1 de 16 GB com MLX: "
+        "o exemplo do Sporting Clube Farense, do início ao fim.",
+    )
+    parser.add_argument("--version", action="version", version=f"farense-guide {__version__}", help="mostra a versão e sai")
+    commands = parser.add_subparsers(dest="command", title="comandos", metavar="COMANDO", parser_class=Parser)
+    add_preflight(commands)
+    add_model(commands)
+    add_chat(commands)
+    return parser
+
+
+def run_preflight_command(args) -> int:
+    from farense_guide.preflight import print_report, run_preflight, write_report
+    from farense_guide.profiles import load_profile
+
+    report = run_preflight(load_profile(args.profile), runs_dir=args.output.parent)
+    write_report(report, args.output)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print_report(report)
+        print(f"Relatório gravado em {args.output}")
+    return 1 if report["blocking"] else 0
+
+
+def run_model_command(args) -> int:
+    from farense_guide.models import resolve_model
+
+    print(resolve_model(args.spec))
+    return 0
+
+
+def run_chat_command(args) -> int:
+    from farense_guide.chat import chat
+
+    chat(args.model, args.adapter, args.prompt, args.system, args.max_tokens)
+    return 0
+
+
+HANDLERS = {"preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command in MLX_COMMANDS:
+        status = blas.rerun_with_openblas(argv)
+        if status is not None:
+            return status
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" banner
+    try:
+        return HANDLERS[args.command](args)
+    except FarenseError as exc:
+        print(f"erro: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrompido.", file=sys.stderr)
+        return 130

@@ -1,0 +1,49 @@
+"""A tiny random llama with SmolLM2's tokenizer: same data path as the real model, in seconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+TINY_SHAPE = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "rope_traditional": True,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 2048,
+}
+TINY_GROUP_SIZE = 32
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, seed: int) -> None:
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama
+
+    source_config = json.loads((tokenizer_source / "config.json").read_text())
+    config = dict(
+        TINY_SHAPE,
+        vocab_size=source_config["vocab_size"],
+        bos_token_id=source_config["bos_token_id"],
+        eos_token_id=source_config["eos_token_id"],
+    )
+    mx.random.seed(seed)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    if bits:
+        nn.quantize(model, group_size=TINY_GROUP_SIZE, bits=bits)
+        config["quantization"] = {"group_size": TINY_GROUP_SIZE, "bits": bits}
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in TOKENIZER_FILES:
+        if (tokenizer_source / name).exists():
+            shutil.copy2(tokenizer_source / name, folder / name)
