@@ -55,10 +55,11 @@ def blas_in_use() -> str:
     maps = Path("/proc/self/maps")
     if platform.system() != "Linux" or not maps.exists():
         return "n/a"
-    libraries = maps.read_text()
-    if "openblas" in libraries:
+    blas_paths = {line.split()[-1] for line in maps.read_text().splitlines() if "/libblas" in line}
+    # numpy bundles its own OpenBLAS under another name; only a preloaded libblas counts.
+    if any("openblas" in path for path in blas_paths):
         return "openblas"
-    return "reference" if "libblas" in libraries else "n/a"
+    return "reference" if blas_paths else "n/a"
 
 
 def rerun_with_openblas(argv: list[str]) -> int | None:

@@ -107,6 +107,7 @@ def cached_build(name: str, key: dict, build: Callable[[Path], None]) -> Path:
         build(workdir)
         files = {p.name: p.stat().st_size for p in sorted(workdir.iterdir()) if p.is_file()}
         (workdir / MANIFEST).write_text(json.dumps({"key": key, "files": files}, indent=2))
+        workdir.chmod(0o755)  # mkdtemp makes it private; a cache is shared like any other
         if target.exists():
             shutil.rmtree(target)  # stale or incomplete: replaced whole
         os.replace(workdir, target)

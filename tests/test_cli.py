@@ -1,0 +1,78 @@
+"""The command line: pt-PT help, errors without tracebacks, preflight's JSON and exit status."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, run_cli
+from farense_guide.cli import build_parser
+
+
+@pytest.mark.parametrize("command", [[], ["preflight"], ["model"], ["chat"]])
+def test_help_is_in_portuguese(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("utilização: farense-guide")
+    assert "opções:" in result.stdout and "mostra esta ajuda e sai" in result.stdout
+    assert "usage:" not in result.stdout and "show this help" not in result.stdout
+
+
+def test_every_subcommand_has_help_text():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+
+
+def test_unknown_profile_is_a_clear_error():
+    result = run_cli("preflight", "--profile", "nao-existe")
+    assert result.returncode == 2
+    assert "perfil 'nao-existe' desconhecido" in result.stderr and "smollm2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_is_reported_in_portuguese():
+    result = run_cli("chat", "--max-tokens", "muitos")
+    assert result.returncode == 2 and "número inteiro inválido" in result.stderr
+
+
+def test_preflight_json_and_exit_status(tmp_path):
+    output = tmp_path / "preflight.json"
+    result = run_cli("preflight", "--profile", "tiny", "--json", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == json.loads(output.read_text())
+    keys = {c["key"] for c in report["checks"]}
+    assert {"python", "system", "mlx", "memory", "disk_cache", "disk_runs", "model", "memory_estimate"} <= keys
+    assert report["blocking"] == []
+    assert report["memory_estimate"]["verdict"] == "cabe"
+
+
+def test_preflight_blocks_a_profile_that_cannot_fit_on_this_cpu(tmp_path):
+    # A 7B model dequantized to float32 for CPU training needs ~30 GB: more than this machine has.
+    result = run_cli("preflight", "--profile", "m1-16gb", "--json", "--output", str(tmp_path / "p.json"))
+    report = json.loads(result.stdout)
+    if report["device"] == "gpu":
+        pytest.skip("on a GPU the 7B profile is QLoRA and may fit")
+    assert result.returncode == 1
+    assert report["blocking"] == ["memory_estimate"]
+
+
+def test_chat_answers_from_the_cli():
+    result = run_cli("chat", "--prompt", "What is the capital of France?", "--max-tokens", "30")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("nox") is None, reason="nox not installed")
+def test_nox_lists_sessions_with_portuguese_docstrings():
+    result = subprocess.run(["nox", "-l"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    for session in ("preflight", "tests", "all"):
+        line = next(l for l in result.stdout.splitlines() if l.split()[1:2] == [session])
+        assert " -> " in line, line
+    assert "Verifica a máquina" in result.stdout

@@ -1,0 +1,64 @@
+"""The memory estimator and the preflight verdict built on it."""
+
+import json
+
+import pytest
+
+from farense_guide.memory import GB, ModelShape, estimate_memory, verdict
+from farense_guide.preflight import check_memory_estimate
+from farense_guide.profiles import available_profiles, load_profile
+
+MISTRAL = ModelShape.from_config(load_profile("m1-16gb").model_shape)
+
+
+def test_7b_shape_has_7b_parameters():
+    assert 7.1e9 < MISTRAL.parameter_count() < 7.4e9
+
+
+def test_estimate_matches_a_peak_measured_on_mlx():
+    # Measured on MLX's CUDA backend (issue 4): Mistral-7B shape, 4 bits, rank 8 on 16 layers,
+    # batch 2 x 512, fp16, no checkpointing: 14.0 GB. The constants were fitted on SmolLM2 on CPU.
+    estimate = estimate_memory(
+        MISTRAL, weight_bits=4, compute_bytes=2, lora_rank=8, lora_layers=16,
+        batch_size=2, seq_length=512, grad_checkpoint=False,
+    )
+    assert estimate.total == pytest.approx(14.0 * GB, rel=0.15)
+
+
+def test_checkpointing_batch_and_length_lower_the_estimate():
+    def total(**changes):
+        settings = dict(weight_bits=4, compute_bytes=2, lora_rank=8, lora_layers=16,
+                        batch_size=2, seq_length=512, grad_checkpoint=False)
+        return estimate_memory(MISTRAL, **{**settings, **changes}).total
+
+    base = total()
+    assert total(grad_checkpoint=True) < base / 2
+    assert total(batch_size=1) < base
+    assert total(seq_length=256) < base
+    assert total(weight_bits=None, compute_bytes=4) > 2 * base  # float32 7B does not fit anywhere here
+
+
+def test_m1_profile_fits_a_16gb_m1_gpu_budget():
+    budget = 10.7 * GB  # roughly what macOS lets the GPU use on a 16 GB M1
+    check, details = check_memory_estimate(load_profile("m1-16gb"), MISTRAL, "gpu", budget)
+    assert check.status == "ok" and details["verdict"] == "cabe"
+    assert "QLoRA" in details["precision"]
+
+
+def test_a_profile_that_does_not_fit_is_blocking_and_says_what_to_change():
+    profile = load_profile("m1-16gb")
+    check, details = check_memory_estimate(profile.__class__(**{**profile.__dict__, "grad_checkpoint": False}), MISTRAL, "gpu", 10.7 * GB)
+    assert details["verdict"] == "não cabe" and check.status == "erro"
+    assert "grad_checkpoint: true" in check.hint
+
+
+def test_verdicts():
+    assert verdict(8 * GB, 10 * GB) == "cabe"
+    assert verdict(9.5 * GB, 10 * GB) == "à justa"
+    assert verdict(11 * GB, 10 * GB) == "não cabe"
+
+
+def test_profiles_load():
+    assert {"smollm2", "tiny", "m1-16gb"} <= set(available_profiles())
+    assert load_profile().name == "smollm2" and load_profile().epochs == 3
+    assert load_profile("tiny").model == "tiny"
