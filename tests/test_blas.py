@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from conftest import run_cli
 from farense_guide import blas
 
 needs_openblas = pytest.mark.skipif(blas.find_openblas() is None, reason="libopenblas0-pthread not installed")

@@ -73,6 +73,6 @@ def test_nox_lists_sessions_with_portuguese_docstrings():
     result = subprocess.run(["nox", "-l"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0
     for session in ("preflight", "tests", "all"):
-        line = next(l for l in result.stdout.splitlines() if l.split()[1:2] == [session])
+        line = next(row for row in result.stdout.splitlines() if row.split()[1:2] == [session])
         assert " -> " in line, line
     assert "Verifica a máquina" in result.stdout

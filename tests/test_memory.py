@@ -1,6 +1,7 @@
 """The memory estimator and the preflight verdict built on it."""
 
-import json
+
+from dataclasses import replace
 
 import pytest
 
@@ -46,8 +47,8 @@ def test_m1_profile_fits_a_16gb_m1_gpu_budget():
 
 
 def test_a_profile_that_does_not_fit_is_blocking_and_says_what_to_change():
-    profile = load_profile("m1-16gb")
-    check, details = check_memory_estimate(profile.__class__(**{**profile.__dict__, "grad_checkpoint": False}), MISTRAL, "gpu", 10.7 * GB)
+    profile = replace(load_profile("m1-16gb"), grad_checkpoint=False)
+    check, details = check_memory_estimate(profile, MISTRAL, "gpu", 10.7 * GB)
     assert details["verdict"] == "não cabe" and check.status == "erro"
     assert "grad_checkpoint: true" in check.hint
 
