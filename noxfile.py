@@ -67,6 +67,15 @@ def preflight(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def data(session: nox.Session) -> None:
+    """Valida os dados do Farense (todos os problemas, com ficheiro e linha) e gera as estatísticas e o histograma."""
+    install(session)
+    args = package_args(session)
+    step(session, "data", "farense-guide", "data", "validate", "data", *args)
+    step(session, "data", "farense-guide", "data", "stats", "data", "--output", "data/stats", "--card", "data/README.md", *args)
+
+
+@nox.session(python=PYTHON)
 def chat(session: nox.Session) -> None:
     """Conversa com o modelo embutido (argumentos depois de -- vão para `farense-guide chat`)."""
     install(session)
@@ -100,4 +109,5 @@ def all_steps(session: nox.Session) -> None:
     """O trabalho principal, do início ao fim, parando no primeiro passo que falhe."""
     install(session)
     step(session, "preflight", "farense-guide", "preflight", *package_args(session))
+    step(session, "data", "farense-guide", "data", "validate", "data")
     step(session, "chat", "farense-guide", "chat", "--prompt", "What is the capital of France?", "--max-tokens", "40")

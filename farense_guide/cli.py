@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 from farense_guide import __version__, blas
+from farense_guide.data.cli import add_data_commands, run_data_command
 from farense_guide.errors import FarenseError
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
 MLX_COMMANDS = {"preflight", "model", "chat"}
 
 ARGPARSE_MESSAGES = {
+    "the following arguments are required: data_command": "falta a ação (validate, clean, split ou stats)",
     "the following arguments are required": "faltam argumentos obrigatórios",
     "invalid choice": "escolha inválida",
     "choose from": "escolha entre",
@@ -96,6 +98,7 @@ def build_parser() -> Parser:
     add_preflight(commands)
     add_model(commands)
     add_chat(commands)
+    add_data_commands(commands, Parser)
     return parser
 
 
@@ -127,7 +130,7 @@ def run_chat_command(args) -> int:
     return 0
 
 
-HANDLERS = {"preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command}
+HANDLERS = {"preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,3 +221,10 @@ def is_available_offline(spec: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def load_tokenizer(spec: str):
+    """The Hugging Face tokenizer of a model, with its chat template."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(resolve_model(spec)))

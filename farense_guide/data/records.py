@@ -1,0 +1,85 @@
+"""Records in the formats mlx-lm trains on, plus the {"question", "answer"} pairs people have.
+
+mlx-lm accepts, per JSONL line: {"messages": [...]} (chat), {"prompt", "completion"}
+or {"text"}. Plain {"question", "answer"} pairs are converted to chat.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+DATA_SPLITS = ("train", "valid", "test")
+ROLES = ("system", "user", "assistant")
+FORMAT_KEYS = {
+    "chat": ("messages",),
+    "completions": ("prompt", "completion"),
+    "text": ("text",),
+    "qa": ("question", "answer"),
+}
+
+
+def record_format(record: dict) -> str | None:
+    """'chat', 'completions', 'text' or 'qa' (first match, in mlx-lm's order), else None."""
+    for name in ("completions", "chat", "text", "qa"):
+        if all(key in record for key in FORMAT_KEYS[name]):
+            return name
+    return None
+
+
+def to_chat(record: dict, system_prompt: str | None = None) -> dict:
+    """A {"question", "answer"} pair as an mlx-lm chat record; other formats unchanged."""
+    if record_format(record) != "qa":
+        return record
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += [{"role": "user", "content": record["question"]}, {"role": "assistant", "content": record["answer"]}]
+    return {"messages": messages}
+
+
+def user_text(record: dict) -> str:
+    """What the user asked: every user turn, the prompt, or the text itself."""
+    kind = record_format(record)
+    if kind == "chat":
+        return "\n".join(m.get("content", "") for m in record["messages"] if isinstance(m, dict) and m.get("role") == "user")
+    if kind == "completions":
+        return str(record["prompt"])
+    if kind == "qa":
+        return str(record["question"])
+    return str(record.get("text", ""))
+
+
+def normalise(text: str) -> str:
+    """Text for near-duplicate checks: lowercase, no accents, no punctuation, single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    no_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w\s]|_", " ", no_accents).split())
+
+
+def canonical(record: dict) -> str:
+    """The record as sorted, compact JSON, for exact-duplicate checks."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSONL file that is known to be valid."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def split_files(folder: Path) -> dict[str, Path]:
+    """{'train': folder/train.jsonl, ...} for the splits that exist."""
+    return {name: folder / f"{name}.jsonl" for name in DATA_SPLITS if (folder / f"{name}.jsonl").is_file()}
+
+
+def load_split(folder: Path, name: str, system_prompt: str | None = None) -> list[dict]:
+    """One split as records mlx-lm takes, {"question", "answer"} pairs converted to chat."""
+    return [to_chat(r, system_prompt) for r in read_jsonl(Path(folder) / f"{name}.jsonl")]
