@@ -1,7 +1,6 @@
 """Property: valid records survive validate -> clean -> load unchanged."""
 
 import json
-import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -15,6 +15,11 @@ def chat(question, answer="O Farense é de Faro.", system=True):
     return json.dumps({"messages": messages}, ensure_ascii=False)
 
 
+def messages(*pairs):
+    """A chat record from (role, content) pairs, as one JSON line."""
+    return json.dumps({"messages": [{"role": r, "content": c} for r, c in pairs]}, ensure_ascii=False)
+
+
 def lines(*rows):
     return ("\n".join(rows) + "\n").encode("utf-8")
 
@@ -29,15 +34,17 @@ BAD_INPUTS = {
     "trailing_empty_line": (lines(GOOD, ""), "empty_line", 2, "linha vazia no fim"),
     "not_object": (lines(GOOD, '["pergunta", "resposta"]'), "not_object", 2, "objeto JSON"),
     "missing_keys": (lines(GOOD, '{"pergunta": "x", "resposta": "y"}'), "missing_keys", 2, "faltam chaves"),
-    "message_without_content": (lines(GOOD, '{"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}'), "missing_keys", 2, "falta «content»"),
-    "unknown_role": (lines(GOOD, '{"messages": [{"role": "utilizador", "content": "q"}, {"role": "assistant", "content": "a"}]}'), "unknown_role", 2, "papel desconhecido «utilizador»"),
-    "assistant_first": (lines(GOOD, '{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]}'), "role_order", 2, "fora de ordem"),
+    "message_without_content": (
+        lines(GOOD, '{"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}'), "missing_keys", 2, "falta «content»"
+    ),
+    "unknown_role": (lines(GOOD, messages(("utilizador", "q"), ("assistant", "a"))), "unknown_role", 2, "papel desconhecido «utilizador»"),
+    "assistant_first": (lines(GOOD, messages(("assistant", "a"), ("user", "q"))), "role_order", 2, "fora de ordem"),
     "ends_with_user": (lines(GOOD, '{"messages": [{"role": "user", "content": "q"}]}'), "role_order", 2, "a terminar em assistant"),
-    "system_in_the_middle": (lines(GOOD, '{"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}'), "role_order", 2, "fora de ordem"),
+    "system_in_the_middle": (lines(GOOD, messages(("user", "q"), ("system", "s"), ("assistant", "a"))), "role_order", 2, "fora de ordem"),
     "empty_content": (lines(GOOD, chat("")), "empty_content", 2, "conteúdo vazio"),
     "whitespace_content": (lines(GOOD, chat("Quem?", answer="  \n ")), "empty_content", 2, "só com espaços"),
     "control_character": (lines(GOOD, chat("Quem\u0007 fundou?")), "control_character", 2, "U+0007"),
-    "content_not_text": (lines(GOOD, '{"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "a"}]}'), "not_text", 2, "tem de ser texto"),
+    "content_not_text": (lines(GOOD, messages(("user", 42), ("assistant", "a"))), "not_text", 2, "tem de ser texto"),
     "messages_not_list": (lines(GOOD, '{"messages": "olá"}'), "bad_messages", 2, "lista não vazia"),
     "exact_duplicate": (lines(GOOD, chat("Quem fundou?"), GOOD), "duplicate", 3, "igual ao da linha 1"),
     "normalised_duplicate": (lines(GOOD, chat("de onde É o farense")), "near_duplicate", 2, "igual à da linha 1 depois de normalizada"),
