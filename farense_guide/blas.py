@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,10 @@ def rerun_with_openblas(argv: list[str]) -> int | None:
         return None  # no OpenBLAS here, or it is already preloaded
     env[CHILD_VAR] = "1"
     print(f"BLAS: a usar OpenBLAS ({find_openblas()}) num processo filho.", file=sys.stderr)
-    try:
-        return subprocess.call([sys.executable, "-m", "farense_guide", *argv], env=env)
-    except KeyboardInterrupt:
-        return 130
+    child = subprocess.Popen([sys.executable, "-m", "farense_guide", *argv], env=env)
+    # Ctrl-C reaches the whole process group, so the child gets it and decides (training saves
+    # a checkpoint first); SIGTERM sent to this process alone is passed on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+    status = child.wait()
+    return 128 - status if status < 0 else status

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from farense_guide import __version__, blas
 from farense_guide.data.cli import add_data_commands, run_data_command
+from farense_guide.train_cli import add_train_commands, run_train_command
 from farense_guide.errors import FarenseError
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
-MLX_COMMANDS = {"preflight", "model", "chat"}
+MLX_COMMANDS = {"preflight", "model", "chat", "train"}
 
 ARGPARSE_MESSAGES = {
     "the following arguments are required: data_command": "falta a ação (validate, clean, split ou stats)",
@@ -94,11 +95,12 @@ def build_parser() -> Parser:
         "o exemplo do Sporting Clube Farense, do início ao fim.",
     )
     parser.add_argument("--version", action="version", version=f"farense-guide {__version__}", help="mostra a versão e sai")
-    commands = parser.add_subparsers(dest="command", title="comandos", metavar="COMANDO", parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", title="comandos", metavar="COMANDO", parser_class=Parser, help="o passo a correr")
     add_preflight(commands)
     add_model(commands)
     add_chat(commands)
     add_data_commands(commands, Parser)
+    add_train_commands(commands)
     return parser
 
 
@@ -130,11 +132,22 @@ def run_chat_command(args) -> int:
     return 0
 
 
-HANDLERS = {"preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command}
+def run_monitor_command(args) -> int:
+    from farense_guide.monitor import monitor
+
+    return monitor(args.run, args.once, args.interval)
+
+
+HANDLERS = {
+    "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
+    "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command,
+}
+ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    ARGV[:] = argv
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

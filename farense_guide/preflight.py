@@ -194,16 +194,17 @@ def model_shape(profile: Profile) -> ModelShape | None:
     return ModelShape.from_config(json.loads((folder / "config.json").read_text()))
 
 
-def training_precision(shape: ModelShape, device: str, quantized: bool) -> tuple[int | None, int, str]:
-    """(weight bits or None, bytes per activation, label) of the default training setup.
+def default_quantized(profile: Profile, device: str) -> bool:
+    """QLoRA on a GPU (Metal, CUDA); on the CPU 4-bit matmuls are slow, so the base is dequantized."""
+    return profile.quantized and device == "gpu"
 
-    On a GPU (Metal, CUDA) the base stays quantized (QLoRA) in float16. On the CPU,
-    4-bit matmuls are slow, so the base is dequantized to float32 (plain LoRA).
-    """
-    if device == "gpu" and quantized:
+
+def training_precision(shape: ModelShape, quantized: bool) -> tuple[int | None, int, str]:
+    """(weight bits or None, bytes per activation, label): QLoRA in float16, or LoRA over a float32 base."""
+    if quantized:
         bits = shape.quantization_bits or 4
         return bits, 2, f"QLoRA: base a {bits} bits, float16"
-    return None, 4, "LoRA: base desquantizada em float32 (CPU)"
+    return None, 4, "LoRA: base desquantizada em float32"
 
 
 def memory_budget(device: str, info: dict, available: int | None) -> int | None:
@@ -213,8 +214,8 @@ def memory_budget(device: str, info: dict, available: int | None) -> int | None:
     return min(candidates) if candidates else None
 
 
-def estimate_for(profile: Profile, shape: ModelShape, device: str):
-    bits, compute_bytes, label = training_precision(shape, device, profile.quantized)
+def estimate_for(profile: Profile, shape: ModelShape, quantized: bool):
+    bits, compute_bytes, label = training_precision(shape, quantized)
     estimate = estimate_memory(
         shape,
         weight_bits=bits,
@@ -244,11 +245,11 @@ def cheaper_settings(profile: Profile) -> list[tuple[str, Profile]]:
     return steps
 
 
-def check_memory_estimate(profile: Profile, shape: ModelShape | None, device: str, budget: int | None) -> tuple[Check, dict]:
+def check_memory_estimate(profile: Profile, shape: ModelShape | None, quantized: bool, budget: int | None) -> tuple[Check, dict]:
     label = f"Memória do treino ({profile.name})"
     if shape is None:
         return Check("memory_estimate", label, "sem a forma do modelo, não há estimativa", "aviso"), {}
-    estimate, precision = estimate_for(profile, shape, device)
+    estimate, precision = estimate_for(profile, shape, quantized)
     details = {"precision": precision, "bytes": dict(estimate.rows()), "budget": budget}
     value = f"{gib(estimate.total)} estimados ({precision}, batch {profile.batch_size} x {profile.max_seq_length})"
     if budget is None:
@@ -260,7 +261,7 @@ def check_memory_estimate(profile: Profile, shape: ModelShape | None, device: st
         return Check("memory_estimate", label, value, "ok"), details
     options, fits = [], False
     for change, cheaper in cheaper_settings(profile):
-        total = estimate_for(cheaper, shape, device)[0].total
+        total = estimate_for(cheaper, shape, quantized)[0].total
         options.append(f"{change} → {gib(total)}")
         if fits := verdict(total, budget) == "cabe":
             break
@@ -288,7 +289,8 @@ def run_preflight(profile: Profile, runs_dir: Path = Path("runs"), system: str |
     if system == "Linux":
         checks.append(check_blas())
     checks.append(check_model(profile))
-    estimate_check, estimate = check_memory_estimate(profile, model_shape(profile), device, memory_budget(device, info, available))
+    budget = memory_budget(device, info, available)
+    estimate_check, estimate = check_memory_estimate(profile, model_shape(profile), default_quantized(profile, device), budget)
     checks.append(estimate_check)
     return {
         "profile": profile.name,

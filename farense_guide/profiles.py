@@ -40,6 +40,15 @@ class Profile:
     seed: int = 0
     memory_limit_gb: float | None = None
     model_shape: dict | None = None  # config.json keys, for estimates without the weights
+    data: str = "data"
+    mask_prompt: bool = True  # loss on the answers only
+    max_steps: int | None = None  # cut the run short (labelled as such in run.json)
+    steps_per_report: int = 10
+    steps_per_eval: int = 50
+    save_every: int = 50
+    keep_checkpoints: int = 3
+    early_stopping_patience: int = 5  # validations without improvement; 0 = off
+    val_batches: int = -1  # -1 = the whole validation split
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,8 +79,46 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
     if unknown:
         raise FarenseError(f"{path}: chaves desconhecidas no perfil: {', '.join(unknown)}.")
     raw.setdefault("description", "")
+    return profile_from_dict({"name": path.stem, **raw})
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """'lora.rank=16' -> (['lora', 'rank'], 16), the value read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise FarenseError(f"alteração inválida {text!r}: use chave=valor, p. ex. lora.rank=16")
     try:
-        lora = LoraSettings(**raw.pop("lora", {}))
-        return Profile(name=path.stem, lora=lora, **raw)
+        return key.strip().split("."), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise FarenseError(f"valor inválido em {text!r}") from None
+
+
+def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
+    """A copy of `profile` with `key=value` changes (`lora.rank=16`, `epochs=1`)."""
+    data = profile.to_dict()
+    for text in overrides:
+        path, value = parse_override(text)
+        target = data
+        for part in path[:-1]:
+            if not isinstance(target.get(part), dict):
+                raise FarenseError(f"chave desconhecida no perfil: {'.'.join(path)}")
+            target = target[part]
+        if path[-1] not in target:
+            raise FarenseError(f"chave desconhecida no perfil: {'.'.join(path)}", f"chaves: {', '.join(sorted(target))}")
+        current = target[path[-1]]
+        if isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                value = float(value)  # YAML 1.1 reads 1e-4 as text
+            except ValueError:
+                raise FarenseError(f"{'.'.join(path)}: número inválido {value!r}") from None
+        target[path[-1]] = value
+    return profile_from_dict(data)
+
+
+def profile_from_dict(data: dict) -> Profile:
+    data = dict(data)
+    try:
+        lora = LoraSettings(**data.pop("lora", {}))
+        return Profile(lora=lora, **data)
     except TypeError as exc:
-        raise FarenseError(f"{path}: perfil inválido ({exc}).") from None
+        raise FarenseError(f"perfil inválido ({exc}).") from None

@@ -10,7 +10,7 @@ from conftest import ROOT, run_cli
 from farense_guide.cli import build_parser
 
 
-@pytest.mark.parametrize("command", [[], ["preflight"], ["model"], ["chat"]])
+@pytest.mark.parametrize("command", [[], ["preflight"], ["model"], ["chat"], ["data"], ["data", "validate"], ["train"], ["monitor"]])
 def test_help_is_in_portuguese(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0
@@ -20,12 +20,17 @@ def test_help_is_in_portuguese(command):
 
 
 def test_every_subcommand_has_help_text():
-    parser = build_parser()
-    subparsers = next(a for a in parser._actions if a.dest == "command")
-    for name, sub in subparsers.choices.items():
-        assert sub.description, name
-        for action in sub._actions:
+    import argparse
+
+    def walk(parser, name):
+        assert parser.description, name
+        for action in parser._actions:
             assert action.help, (name, action.dest)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}")
+
+    walk(build_parser(), "farense-guide")
 
 
 def test_unknown_profile_is_a_clear_error():

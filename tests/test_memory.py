@@ -41,14 +41,14 @@ def test_checkpointing_batch_and_length_lower_the_estimate():
 
 def test_m1_profile_fits_a_16gb_m1_gpu_budget():
     budget = 10.7 * GB  # roughly what macOS lets the GPU use on a 16 GB M1
-    check, details = check_memory_estimate(load_profile("m1-16gb"), MISTRAL, "gpu", budget)
+    check, details = check_memory_estimate(load_profile("m1-16gb"), MISTRAL, True, budget)
     assert check.status == "ok" and details["verdict"] == "cabe"
     assert "QLoRA" in details["precision"]
 
 
 def test_a_profile_that_does_not_fit_is_blocking_and_says_what_to_change():
     profile = replace(load_profile("m1-16gb"), grad_checkpoint=False)
-    check, details = check_memory_estimate(profile, MISTRAL, "gpu", 10.7 * GB)
+    check, details = check_memory_estimate(profile, MISTRAL, True, 10.7 * GB)
     assert details["verdict"] == "não cabe" and check.status == "erro"
     assert "grad_checkpoint: true" in check.hint
 

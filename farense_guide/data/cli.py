@@ -17,7 +17,8 @@ def add_data_commands(commands, parser_class) -> None:
         description="O passo dos dados. Formatos aceites por linha: {\"messages\": [...]} (chat), "
         "{\"prompt\", \"completion\"}, {\"text\"} e {\"question\", \"answer\"} (convertido para chat).",
     )
-    actions = data.add_subparsers(dest="data_command", title="ações", metavar="AÇÃO", parser_class=parser_class, required=True)
+    actions = data.add_subparsers(dest="data_command", title="ações", metavar="AÇÃO", parser_class=parser_class, required=True,
+                                  help="o que fazer aos dados")
 
     validate = actions.add_parser("validate", help="lista todos os problemas, com ficheiro e linha",
                                   description="Valida uma pasta (train/valid/test.jsonl) ou um ficheiro JSONL e lista todos os "

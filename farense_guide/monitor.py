@@ -1,0 +1,97 @@
+"""Follow a run from its folder: loss sparklines, tokens/s, memory, epoch and ETA."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from farense_guide.runs import RunFolder
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+STATUS_LABELS = {
+    "running": "a decorrer", "completed": "terminado", "interrupted": "interrompido",
+    "failed_nan": "parado: perda não finita", "early_stopped": "parado cedo",
+}
+
+
+def sparkline(values: list[float], width: int = 48) -> str:
+    if not values:
+        return "—"
+    if len(values) > width:  # keep the shape: average into `width` buckets
+        size = len(values) / width
+        values = [sum(values[int(i * size):int((i + 1) * size)]) / len(values[int(i * size):int((i + 1) * size)]) for i in range(width)]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(BLOCKS[min(int((v - low) / span * (len(BLOCKS) - 1) + 0.5), len(BLOCKS) - 1)] for v in values)
+
+
+def eta_seconds(info: dict, train: list[dict]) -> float | None:
+    total = info.get("iterations", {}).get("total_steps")
+    if not train or not total or info.get("status") != "running":
+        return None
+    last = train[-1]
+    resumed = info.get("resumed_at") or []
+    first_step = resumed[-1]["step"] if resumed else 0
+    done = last["step"] - first_step
+    earlier = [e for e in train if e["step"] <= first_step]
+    seconds = last["elapsed_s"] - (earlier[-1]["elapsed_s"] if earlier else 0)
+    return (total - last["step"]) * seconds / done if done > 0 and seconds > 0 else None
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def snapshot(run: RunFolder) -> dict:
+    info = run.read_run()
+    metrics = run.read_metrics()
+    train = [m for m in metrics if m.get("type") == "train"]
+    valid = [m for m in metrics if m.get("type") == "valid"]
+    return {"info": info, "train": train, "valid": valid, "eta": eta_seconds(info, train)}
+
+
+def render(snap: dict):
+    info, train, valid = snap["info"], snap["train"], snap["valid"]
+    iterations = info.get("iterations", {})
+    last = train[-1] if train else {}
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    status = STATUS_LABELS.get(info.get("status"), info.get("status"))
+    table.add_row("run", f"{info.get('name')} · {status}")
+    table.add_row("método", f"{info.get('backend', {}).get('method')} · {info.get('backend', {}).get('device')}")
+    table.add_row("passo", f"{last.get('step', 0)} / {iterations.get('total_steps', '?')} · época {last.get('epoch', 0):.2f} de "
+                  f"{iterations.get('epochs', '?')}")
+    table.add_row("perda de treino", f"{sparkline([m['train_loss'] for m in train])}  {last.get('train_loss', float('nan')):.4f}")
+    val_text = f"{valid[-1]['val_loss']:.4f}" if valid else "—"
+    table.add_row("perda de validação", f"{sparkline([m['val_loss'] for m in valid])}  {val_text}")
+    table.add_row("tokens/s", f"{last.get('tokens_per_second', 0):.0f}")
+    table.add_row("memória máx.", f"{last.get('peak_memory_gb', 0):.2f} GB")
+    table.add_row("tempo restante", duration(snap["eta"]))
+    return Group(Text(f"Monitor · {info.get('profile', {}).get('name', '')}", style="bold"), table)
+
+
+def monitor(path: Path, once: bool, interval: float) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    run = RunFolder(path)
+    console = Console()
+    snap = snapshot(run)
+    if once or snap["info"].get("status") != "running":
+        console.print(render(snap))
+        return 0
+    with Live(render(snap), console=console, refresh_per_second=4) as live:
+        while snap["info"].get("status") == "running":
+            time.sleep(interval)
+            snap = snapshot(run)
+            live.update(render(snap))
+    return 0

@@ -1,0 +1,191 @@
+"""Training on the tiny model with the real mlx-lm building blocks: learning, exact resume, crashes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlx.core as mx
+import pytest
+
+from conftest import ROOT, run_cli
+from farense_guide.runs import RunFolder
+
+# Short runs: a handful of steps, validation on two batches.
+SHORT = ["--profile", "tiny", "--set", "val_batches=2", "--set", "steps_per_report=1"]
+
+
+def train(runs, name, *extra, env=None):
+    return run_cli("train", *SHORT, "--runs-dir", str(runs), "--run-name", name, *extra, env=env)
+
+
+def adapters(path):
+    return mx.load(str(path / "adapters.safetensors"))
+
+
+def assert_same_adapters(a, b, tolerance=1e-6):
+    first, second = adapters(a), adapters(b)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert mx.allclose(first[key], second[key], atol=tolerance).item(), key
+
+
+def losses(run):
+    return [(m["type"], m["step"], m.get("train_loss", m.get("val_loss"))) for m in RunFolder(run).read_metrics()]
+
+
+def test_tiny_training_lowers_validation_loss_and_mlx_lm_loads_the_adapter(tmp_path):
+    result = train(tmp_path, "learn", "--max-steps", "16", "--set", "steps_per_eval=8")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "learn"
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["steps_done"] == 16
+    assert info["iterations"]["shortened"] is True and info["iterations"]["total_steps"] == 16
+    assert info["iterations"]["steps_per_epoch"] == info["iterations"]["train_examples"] // 2
+    assert info["data"]["train"]["sha256"] and info["versions"]["mlx"] and info["backend"]["device"] in ("cpu", "gpu")
+    valid = [m["val_loss"] for m in RunFolder(run).read_metrics() if m["type"] == "valid"]
+    assert len(valid) == 3 and valid[-1] < valid[0] - 0.2, valid
+    train_entries = [m for m in RunFolder(run).read_metrics() if m["type"] == "train"]
+    assert all(m["tokens_per_second"] > 0 and m["peak_memory_gb"] > 0 for m in train_entries)
+    config = json.loads((run / "adapters" / "adapter_config.json").read_text())
+    assert config["fine_tune_type"] == "lora" and config["lora_parameters"]["rank"] == 4
+    assert (run / "adapters" / "last" / "adapters.safetensors").exists()
+
+    model = run_cli("model", "tiny").stdout.strip()
+    generate = subprocess.run(
+        [sys.executable, "-m", "mlx_lm", "generate", "--model", model, "--adapter-path", str(run / "adapters"),
+         "--prompt", "Quem fundou o Farense?", "--max-tokens", "5"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert generate.returncode == 0, generate.stderr
+    assert "Generation:" in generate.stdout or "tokens-per-sec" in generate.stdout
+
+
+def wait_for_checkpoint(run, step, process, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if step in RunFolder(run).checkpoint_steps():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early: {process.stderr.read()}")
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint {step} in {timeout} s")
+
+
+def test_sigkill_and_resume_give_the_uninterrupted_adapter(tmp_path):
+    steps = ["--max-steps", "10", "--set", "save_every=2", "--set", "steps_per_eval=4", "--set", "lora.dropout=0.1"]
+    assert train(tmp_path, "whole", *steps).returncode == 0
+
+    # 1. SIGKILL half-way through writing the checkpoint of step 4: step 2's stays whole.
+    killed = train(tmp_path, "cut", *steps, env={"FARENSE_FAULT_KILL_IN_CHECKPOINT": "4"})
+    assert killed.returncode != 0
+    run = tmp_path / "cut"
+    assert RunFolder(run).checkpoint_steps() == [2]
+    assert list((run / "checkpoints").glob(".step-0000004.*")), "the half-written checkpoint should be left as a temporary"
+
+    # 2. Resume, and SIGKILL the resumed process from outside once step 6 is saved.
+    command = [sys.executable, "-m", "farense_guide", "train", "--resume", str(run)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for_checkpoint(run, 6, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # 3. Resume to the end.
+    resumed = run_cli("train", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_adapters(tmp_path / "whole" / "adapters" / "last", run / "adapters" / "last")
+    assert losses(tmp_path / "whole") == losses(run)  # the same metrics, step for step
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and len(info["resumed_at"]) == 2
+
+
+def test_two_processes_give_the_loss_curve_of_one(tmp_path):
+    steps = ["--max-steps", "6", "--set", "steps_per_eval=3", "--set", "save_every=3"]
+    single = train(tmp_path, "one", *steps)
+    double = train(tmp_path, "two", *steps, "--processes", "2")
+    assert single.returncode == 0 and double.returncode == 0, double.stderr
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert [x[:2] for x in one] == [x[:2] for x in two]
+    assert [x[2] for x in one] == pytest.approx([x[2] for x in two], abs=1e-4)
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2
+
+
+def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
+    command = [sys.executable, "-m", "farense_guide", "train", *SHORT, "--runs-dir", str(tmp_path), "--run-name", "stop",
+               "--max-steps", "200", "--set", "save_every=100", "--set", "steps_per_eval=100"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = RunFolder(tmp_path / "stop")
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(m["type"] == "train" for m in run.read_metrics()):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"Para retomar: farense-guide train --resume {run.path}" in err
+    info = run.read_run()
+    assert info["status"] == "interrupted"
+    assert run.checkpoint_steps() == [info["steps_done"]] and 0 < info["steps_done"] < 200
+
+
+def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from mlx_lm.tuner.trainer import default_loss
+
+    from farense_guide.profiles import apply_overrides, load_profile
+    from farense_guide.train import TrainPlan
+    from farense_guide.train import train as run_training
+    from farense_guide.train_cli import report_end
+
+    def loss_turning_nan(model, batch, lengths):
+        # NaN once the LoRA B matrices (zero at the start) have grown past a threshold: a few steps in.
+        ce, tokens = default_loss(model, batch, lengths)
+        growth = mx.stack([mx.abs(p).max() for name, p in _flat(model.trainable_parameters()) if name.endswith("lora_b")]).max()
+        return mx.where(growth > 0.0045, mx.array(float("nan")), ce), tokens
+
+    monkeypatch.chdir(ROOT)
+    profile = apply_overrides(load_profile("tiny"), ["max_steps=20", "save_every=1", "steps_per_eval=100", "val_batches=2"])
+    run = RunFolder(tmp_path / "nan")
+    info = run_training(TrainPlan(profile, run, command=["test"]), loss_fn=loss_turning_nan)
+    assert info["status"] == "failed_nan"
+    bad_step = info["steps_done"] + 1
+    assert 2 <= bad_step < 20
+    assert run.checkpoint_steps()[-1] == info["steps_done"]
+    last_good = adapters(run.checkpoint(info["steps_done"]))
+    assert all(mx.all(mx.isfinite(v)).item() for v in last_good.values())
+    assert all(m["step"] < bad_step for m in run.read_metrics())
+    assert run.read_run()["status"] == "failed_nan"
+    assert report_end(info, run) == 1
+
+
+def _flat(tree):
+    from mlx.utils import tree_flatten
+
+    return tree_flatten(tree)
+
+
+def test_a_profile_that_cannot_fit_is_refused_before_loading(tmp_path):
+    result = run_cli("train", "--profile", "m1-16gb", "--runs-dir", str(tmp_path))
+    if json.loads(run_cli("preflight", "--json", "--output", str(tmp_path / "p.json")).stdout)["device"] == "gpu":
+        pytest.skip("on a GPU the 7B profile is QLoRA")
+    assert result.returncode == 2
+    assert "não cabe" in result.stderr and "Traceback" not in result.stderr
+    assert not any(tmp_path.glob("m1-16gb-*"))
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "run.json").write_text("{}")
+    result = train(tmp_path, "taken", "--max-steps", "2")
+    assert result.returncode == 2 and "--resume" in result.stderr
+
+
+def test_monitor_once_shows_the_run(tmp_path):
+    assert train(tmp_path, "seen", "--max-steps", "4", "--set", "steps_per_eval=2").returncode == 0
+    result = run_cli("monitor", str(tmp_path / "seen"), "--once")
+    assert result.returncode == 0
+    for words in ("terminado", "perda de treino", "perda de validação", "tokens/s", "4 / 4"):
+        assert words in result.stdout, result.stdout
+    assert any(block in result.stdout for block in "▁▂▃▄▅▆▇█")
