@@ -5,11 +5,11 @@ peak = base weights (at their bit width)
      + activations kept for the backward pass of the LoRA layers
      + logits and the cross-entropy around them
 
-The two empirical constants were fitted to `mx.get_peak_memory()` of real LoRA
-steps of SmolLM2-135M here (CPU, float16 base, batch 2-4 x 256-512 tokens, 4-30 LoRA
-layers). Checked, without refitting, against a peak measured elsewhere: a
-Mistral-7B-shaped model, 4 bits, rank 8 on 16 layers, batch 2 x 512, fp16, on
-MLX's CUDA backend, peaked at 14.0 GB; this formula gives 13.9 GB.
+The empirical constants (per compute dtype) were fitted to `mx.get_peak_memory()` of
+real LoRA steps of SmolLM2-135M here on the CPU: a float16 and a float32 base, batch
+2-8 x 128-512 tokens, 4-30 LoRA layers. Checked, without refitting, against a peak
+measured elsewhere: a Mistral-7B-shaped model, 4 bits, rank 8 on 16 layers, batch
+2 x 512, fp16, on MLX's CUDA backend, peaked at 14.0 GB; this formula gives 13.9 GB.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GB = 1e9
-# Activation arrays alive per trained layer, relative to a naive count of
-# 9 hidden + 2 kv + 4 intermediate vectors per token (LoRA branches, norms in float32, casts).
-ACTIVATION_COPIES = 2.5
-# float32 copies of the vocabulary-sized logits per token (logits, log-softmax, gradient, casts).
-LOGIT_COPIES = 5
+# Activation arrays alive per trained layer, relative to a naive count of 9 hidden + 2 kv
+# + 4 intermediate vectors per token. In float16 the norms and casts to float32 add copies.
+ACTIVATION_COPIES = {2: 2.5, 4: 1.0}
+# float32-sized copies of the vocabulary-wide logits per token (logits, log-softmax, gradient, casts).
+LOGIT_COPIES = {2: 5.0, 4: 4.25}
 ADAM_COPIES = 4  # parameter, gradient, first and second moment
 FITS_SHARE = 0.85  # at most this share of the budget: "cabe"; up to 100%: "à justa"
 
@@ -117,14 +117,14 @@ def estimate_memory(
     tokens = batch_size * seq_length
     h, i = shape.hidden_size, shape.intermediate_size
     kv = shape.num_key_value_heads * shape.head_dim
-    per_token_layer = ACTIVATION_COPIES * compute_bytes * (9 * h + 2 * kv + 4 * i)
+    per_token_layer = ACTIVATION_COPIES[compute_bytes] * compute_bytes * (9 * h + 2 * kv + 4 * i)
     per_token_layer += 4 * shape.num_attention_heads * seq_length  # attention scores, float32
     if grad_checkpoint:
         # Only each layer's input is kept; one layer at a time is recomputed in full.
         activations = tokens * (layers * h * compute_bytes + per_token_layer)
     else:
         activations = tokens * layers * per_token_layer
-    logits = tokens * shape.vocab_size * 4 * LOGIT_COPIES
+    logits = tokens * shape.vocab_size * 4 * LOGIT_COPIES[compute_bytes]
     return MemoryEstimate(weights, lora, activations, logits, lora_parameters)
 
 

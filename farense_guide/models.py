@@ -156,6 +156,32 @@ def tiny_model(bits: int | None = None, seed: int = 0) -> Path:
     return cached_build(name, key, lambda folder: build_tiny_model(folder, tokenizer_source, bits, seed))
 
 
+def float32_model(spec: str) -> Path:
+    """A float32 copy of a quantized model: the base that CPU training uses, as a folder
+    (so other tools, such as `mlx_lm lora` in bench/, can load exactly the same weights)."""
+    source = resolve_model(spec)
+    key = {"format": CACHE_FORMAT, "source": str(source), "dtype": "float32"}
+    return cached_build(f"{source.name}-float32", key, lambda folder: write_float32_copy(source, folder))
+
+
+def write_float32_copy(source: Path, folder: Path) -> None:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_map
+    from mlx_lm import load
+    from mlx_lm.utils import dequantize_model
+
+    model, _, config = load(str(source), return_config=True)
+    model = dequantize_model(model)
+    model.update(tree_map(lambda p: p.astype(mx.float32), model.parameters()))
+    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
+    config.pop("quantization", None)
+    config.pop("quantization_config", None)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if (source / name).exists():
+            shutil.copy2(source / name, folder / name)
+
+
 def hub_model(repo_id: str) -> Path:
     """A Hugging Face model id from the local hub cache, or downloaded when online is allowed."""
     from huggingface_hub import snapshot_download
