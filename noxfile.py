@@ -76,6 +76,20 @@ def data(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def train(session: nox.Session) -> None:
+    """Treina o adaptador (por omissão o perfil smollm2: 3 épocas); argumentos depois de -- vão para `farense-guide train`."""
+    install(session)
+    step(session, "train", "farense-guide", "train", *package_args(session))
+
+
+@nox.session(python=PYTHON)
+def monitor(session: nox.Session) -> None:
+    """Acompanha um run ao vivo (o mais recente, ou o indicado depois de --); `-- --once` para um instantâneo."""
+    install(session)
+    session.run("farense-guide", "monitor", *package_args(session))
+
+
+@nox.session(python=PYTHON)
 def chat(session: nox.Session) -> None:
     """Conversa com o modelo embutido (argumentos depois de -- vão para `farense-guide chat`)."""
     install(session)

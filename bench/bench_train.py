@@ -20,6 +20,7 @@ from pathlib import Path
 from farense_guide import blas
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 SETTINGS = {"rank": 8, "scale": 20.0, "dropout": 0.0, "layers": 16, "batch": 4, "lr": 2e-4, "max_seq_length": 512, "seed": 0}
 REPORT_EVERY = 5
 

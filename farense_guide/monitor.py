@@ -79,11 +79,20 @@ def render(snap: dict):
     return Group(Text(f"Monitor · {info.get('profile', {}).get('name', '')}", style="bold"), table)
 
 
-def monitor(path: Path, once: bool, interval: float) -> int:
+def latest_run(runs_dir: Path = Path("runs")) -> Path:
+    from farense_guide.errors import FarenseError
+
+    runs = sorted((p.parent for p in runs_dir.glob("*/run.json")), key=lambda p: (p / "run.json").stat().st_mtime)
+    if not runs:
+        raise FarenseError(f"não há runs em {runs_dir}/.", "comece um com: farense-guide train")
+    return runs[-1]
+
+
+def monitor(path: Path | None, once: bool, interval: float) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    run = RunFolder(path)
+    run = RunFolder(path or latest_run())
     console = Console()
     snap = snapshot(run)
     if once or snap["info"].get("status") != "running":

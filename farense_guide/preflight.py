@@ -225,6 +225,7 @@ def estimate_for(profile: Profile, shape: ModelShape, quantized: bool):
         batch_size=profile.batch_size,
         seq_length=profile.max_seq_length,
         grad_checkpoint=profile.grad_checkpoint,
+        lora_dropout=profile.lora.dropout,
     )
     return estimate, label
 

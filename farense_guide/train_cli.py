@@ -57,7 +57,7 @@ def add_train_commands(commands) -> None:
         description="Mostra a evolução de um run: perdas (sparkline), tokens/s, memória, época e tempo restante. "
         "Atualiza-se até o run terminar; --once mostra um instantâneo e sai.",
     )
-    monitor.add_argument("run", type=Path, help="pasta do run, p. ex. runs/smollm2-20261125-1400")
+    monitor.add_argument("run", type=Path, nargs="?", help="pasta do run (por omissão: o run mais recente em runs/)")
     monitor.add_argument("--once", action="store_true", help="mostra um instantâneo e sai (para scripts)")
     monitor.add_argument("--interval", type=float, default=2.0, help="segundos entre atualizações (por omissão: 2)")
 

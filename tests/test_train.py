@@ -189,3 +189,13 @@ def test_monitor_once_shows_the_run(tmp_path):
     for words in ("terminado", "perda de treino", "perda de validação", "tokens/s", "4 / 4"):
         assert words in result.stdout, result.stdout
     assert any(block in result.stdout for block in "▁▂▃▄▅▆▇█")
+
+
+def test_early_stopping_when_validation_stops_improving(tmp_path):
+    # With a zero learning rate the validation loss cannot improve: patience 2 stops at the 2nd evaluation.
+    result = train(tmp_path, "flat", "--max-steps", "20", "--learning-rate", "0", "--set", "steps_per_eval=2",
+                   "--set", "early_stopping_patience=2")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "flat" / "run.json").read_text())
+    assert info["status"] == "early_stopped" and info["steps_done"] == 4
+    assert "parado cedo" in result.stdout
