@@ -112,10 +112,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Corre os benchmarks de bench/ e imprime as razões medidas nesta máquina."""
+    """Corre todos os benchmarks de bench/ e escreve bench/RESULTS.md (máquina, versões, razões)."""
     install(session)
-    for script in sorted((ROOT / "bench").glob("bench_*.py")):
-        session.run("python", str(script), *package_args(session))
+    session.run("python", str(ROOT / "bench" / "run_all.py"))
 
 
 @nox.session(name="all", python=PYTHON)
