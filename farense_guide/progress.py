@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -11,7 +13,7 @@ class TrainProgress:
         self.enabled = enabled
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]treino"), BarColumn(), MofNCompleteColumn(), TextColumn("passos"),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passos"),
             TextColumn("perda {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("faltam"), TimeRemainingColumn(),
             console=self.console, disable=not enabled, transient=False,
         )
@@ -23,6 +25,15 @@ class TrainProgress:
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
+
+    @contextmanager
+    def validation(self, batches: int):
+        """A transient bar while the validation split is evaluated; yields the per-batch callback."""
+        task = self.progress.add_task("validação", total=batches, loss="—")
+        try:
+            yield lambda: self.progress.update(task, advance=1)
+        finally:
+            self.progress.remove_task(task)
 
     def advance(self, loss: float) -> None:
         self.progress.update(self.task, advance=1, loss=f"{loss:.3f}")

@@ -362,7 +362,12 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
 
     def validate() -> float:
         np.random.seed(profile.seed)  # mlx-lm's evaluate draws its batches from numpy's global generator
-        value = evaluate(model, valid_set, profile.batch_size, profile.val_batches, profile.max_seq_length, loss=loss_fn)
+        batches = len(valid_set) // profile.batch_size
+        if profile.val_batches != -1:
+            batches = min(batches, profile.val_batches)
+        with progress.validation(batches) as advance:
+            value = evaluate(model, valid_set, profile.batch_size, profile.val_batches, profile.max_seq_length, loss=loss_fn,
+                             progress_callback=advance)
         model.train()
         return value
 
@@ -374,13 +379,13 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
     accumulated = None
     model.train()
-    if not plan.resume:
-        val_loss = validate()
-        record({"type": "valid", "step": 0, "epoch": 0.0, "val_loss": val_loss})
-        state.best_val_loss = val_loss
-
     progress = TrainProgress(total_steps, state.step, enabled=rank0)
     with StopRequest() as stop, progress:
+        if not plan.resume:
+            val_loss = validate()
+            record({"type": "valid", "step": 0, "epoch": 0.0, "val_loss": val_loss})
+            progress.report_valid(0, val_loss)
+            state.best_val_loss = val_loss
         while state.step < total_steps:
             epoch, position = divmod(state.step, steps_per_epoch)
             for batch, lengths in epoch_batches(train_set, profile, profile.seed, epoch, position, world):
