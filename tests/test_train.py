@@ -199,3 +199,13 @@ def test_early_stopping_when_validation_stops_improving(tmp_path):
     info = json.loads((tmp_path / "flat" / "run.json").read_text())
     assert info["status"] == "early_stopped" and info["steps_done"] == 4
     assert "parado cedo" in result.stdout
+
+
+def test_gradient_accumulation_and_checkpointing_train(tmp_path):
+    result = train(tmp_path, "acc", "--max-steps", "8", "--grad-accumulation", "2", "--grad-checkpoint", "--set", "steps_per_eval=4")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "acc" / "run.json").read_text())
+    assert info["iterations"]["optimizer_steps"] == 4 and info["iterations"]["effective_batch"] == 4
+    assert info["profile"]["grad_checkpoint"] is True
+    valid = [m["val_loss"] for m in RunFolder(tmp_path / "acc").read_metrics() if m["type"] == "valid"]
+    assert valid[-1] < valid[0]
