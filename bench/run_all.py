@@ -26,6 +26,15 @@ def versions() -> str:
     return ", ".join(found)
 
 
+def processor() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
 def main() -> None:
     sections = []
     for script in sorted(HERE.glob("bench_*.py")):
@@ -41,7 +50,7 @@ def main() -> None:
         "",
         f"Gerado por `python bench/run_all.py` em {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
-        f"- máquina: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
+        f"- máquina: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {processor()}",
         f"- Python {platform.python_version()}; {versions()}",
         "- cada razão compara duas medições da mesma execução; os valores absolutos dependem da máquina.",
         "",
