@@ -123,4 +123,4 @@ def all_steps(session: nox.Session) -> None:
     install(session)
     step(session, "preflight", "farense-guide", "preflight", *package_args(session))
     step(session, "data", "farense-guide", "data", "validate", "data")
-    step(session, "chat", "farense-guide", "chat", "--prompt", "What is the capital of France?", "--max-tokens", "40")
+    step(session, "chat", "farense-guide", "chat", "--no-system", "What is the capital of France?", "--max-tokens", "40")

@@ -22,13 +22,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from farense_guide.data.records import FARENSE_SYSTEM_PROMPT as SYSTEM_PROMPT  # noqa: E402
 from farense_guide.data.records import normalise, write_jsonl  # noqa: E402
 
 SEED = 1910
-SYSTEM_PROMPT = (
-    "És o assistente do Sporting Clube Farense, o clube de futebol de Faro. Respondes em português de Portugal, "
-    "com frases completas e apenas com factos verificados; quando não sabes, dizes que não tens essa informação."
-)
 STYLES = ("direct", "colloquial", "typos")
 EVAL_SHARE = 0.1  # of all examples, for valid and for test each
 MIN_TRAIN_PER_ITEM = 2

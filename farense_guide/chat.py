@@ -1,4 +1,4 @@
-"""Talk to a base model, with or without a trained adapter."""
+"""Talk to a base model, with or without a trained adapter, with the data set's system prompt."""
 
 from __future__ import annotations
 
@@ -11,13 +11,27 @@ from farense_guide.models import resolve_model
 EXIT_WORDS = {"sair", "exit", "quit", ":q"}
 
 
+def adapter_folder(path: Path) -> Path:
+    """An adapter folder from itself or from a run folder (runs/<name> -> runs/<name>/adapters)."""
+    for candidate in (path, path / "adapters"):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise FarenseError(f"{path}: não tem adapter_config.json (nem {path / 'adapters'}): não é um adaptador nem um run.")
+
+
+def base_model_of(adapter: Path | None, default: str) -> str:
+    """The base model an adapter was trained on (its adapter_config.json says), else `default`."""
+    import json
+
+    if adapter is None:
+        return default
+    return json.loads((adapter / "adapter_config.json").read_text()).get("model") or default
+
+
 def load_chat_model(model: str, adapter: Path | None = None):
     from mlx_lm import load
 
-    folder = resolve_model(model)
-    if adapter is not None and not (adapter / "adapter_config.json").is_file():
-        raise FarenseError(f"{adapter}: não tem adapter_config.json (não é uma pasta de adaptadores mlx-lm).")
-    return load(str(folder), adapter_path=str(adapter) if adapter else None)
+    return load(str(resolve_model(model)), adapter_path=str(adapter) if adapter else None)
 
 
 def answer(model, tokenizer, messages: list[dict], max_tokens: int = 200, stream=None) -> str:
@@ -33,32 +47,44 @@ def answer(model, tokenizer, messages: list[dict], max_tokens: int = 200, stream
     return "".join(pieces)
 
 
-def chat(model: str, adapter: Path | None, prompt: str | None, system: str | None, max_tokens: int) -> None:
-    """One answer to `prompt`, or a conversation on the terminal until 'sair' or Ctrl-D."""
-    model_obj, tokenizer = load_chat_model(model, adapter)
-    history = [{"role": "system", "content": system}] if system else []
+def write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
-    def write(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
 
-    if prompt is not None:
-        answer(model_obj, tokenizer, history + [{"role": "user", "content": prompt}], max_tokens, write)
-        write("\n")
+def chat(model: str, adapter: Path | None, question: str | None, system: str | None, max_tokens: int, compare_base: bool) -> None:
+    """One answer to `question`, or a conversation on the terminal until 'sair' or Ctrl-D.
+
+    With `compare_base`, each question is also answered by the base model without the adapter.
+    """
+    adapter = adapter_folder(adapter) if adapter else None
+    model = base_model_of(adapter, model)
+    speakers = [("afinado" if adapter else "modelo", load_chat_model(model, adapter))]
+    if compare_base:
+        if adapter is None:
+            raise FarenseError("--base compara com um adaptador: indique também --adapter runs/<nome>.")
+        speakers.insert(0, ("base", load_chat_model(model)))
+    histories = {name: [{"role": "system", "content": system}] if system else [] for name, _ in speakers}
+
+    def ask(text: str) -> None:
+        for name, (model_obj, tokenizer) in speakers:
+            histories[name].append({"role": "user", "content": text})
+            write(f"{name}> " if len(speakers) > 1 or question is None else "")
+            reply = answer(model_obj, tokenizer, histories[name], max_tokens, write)
+            write("\n")
+            histories[name].append({"role": "assistant", "content": reply})
+
+    if question is not None:
+        ask(question)
         return
     print("Conversa com o modelo. Escreva 'sair' (ou Ctrl-D) para terminar.")
     while True:
         try:
-            question = input("\nvocê> ").strip()
+            text = input("\nvocê> ").strip()
         except EOFError:
             print()
             return
-        if question.lower() in EXIT_WORDS:
+        if text.lower() in EXIT_WORDS:
             return
-        if not question:
-            continue
-        history.append({"role": "user", "content": question})
-        write("modelo> ")
-        reply = answer(model_obj, tokenizer, history, max_tokens, write)
-        write("\n")
-        history.append({"role": "assistant", "content": reply})
+        if text:
+            ask(text)

@@ -75,16 +75,23 @@ def add_model(commands) -> None:
 
 
 def add_chat(commands) -> None:
+    from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
+
     parser = commands.add_parser(
         "chat",
         help="conversa com o modelo (com ou sem adaptador)",
-        description="Conversa com um modelo base, opcionalmente com um adaptador LoRA treinado. "
-        "Com --prompt responde uma vez e sai; sem --prompt abre uma conversa no terminal.",
+        description="Conversa com o modelo base ou com um adaptador treinado, com a mensagem de sistema do conjunto de "
+        "dados e as respostas a aparecer à medida que são geradas. Com uma pergunta responde e sai; sem ela abre "
+        "uma conversa no terminal. --base mostra também a resposta do modelo base, para comparar.",
     )
-    parser.add_argument("--model", default="smollm2", help="modelo base (por omissão: smollm2, o embutido)")
-    parser.add_argument("--adapter", type=Path, help="pasta de adaptadores (p. ex. runs/<nome>/adapters)")
-    parser.add_argument("--prompt", "-p", help="pergunta única; sem ela, modo de conversa")
-    parser.add_argument("--system", help="mensagem de sistema")
+    parser.add_argument("question", nargs="?", help="a pergunta; sem ela, modo de conversa")
+    parser.add_argument("--prompt", "-p", dest="prompt", help="o mesmo que a pergunta posicional")
+    parser.add_argument("--model", default="smollm2", help="modelo base (por omissão: smollm2; com --adapter, o do adaptador)")
+    parser.add_argument("--adapter", type=Path, help="pasta de adaptadores ou de um run (p. ex. runs/<nome>)")
+    parser.add_argument("--base", action="store_true", help="responde também com o modelo base, sem o adaptador")
+    parser.add_argument("--system", default=FARENSE_SYSTEM_PROMPT, help="mensagem de sistema (por omissão: a do conjunto de dados)")
+    parser.add_argument("--no-system", dest="system", action="store_const", const=None,
+                        help="sem mensagem de sistema (usa a do modelo)")
     parser.add_argument("--max-tokens", type=int, default=200, help="máximo de tokens por resposta (por omissão: 200)")
 
 
@@ -128,7 +135,9 @@ def run_model_command(args) -> int:
 def run_chat_command(args) -> int:
     from farense_guide.chat import chat
 
-    chat(args.model, args.adapter, args.prompt, args.system, args.max_tokens)
+    if args.question and args.prompt:
+        raise FarenseError("indique a pergunta uma só vez (posicional ou --prompt).")
+    chat(args.model, args.adapter, args.question or args.prompt, args.system, args.max_tokens, args.base)
     return 0
 
 

@@ -209,3 +209,12 @@ def test_gradient_accumulation_and_checkpointing_train(tmp_path):
     assert info["profile"]["grad_checkpoint"] is True
     valid = [m["val_loss"] for m in RunFolder(tmp_path / "acc").read_metrics() if m["type"] == "valid"]
     assert valid[-1] < valid[0]
+
+
+def test_chat_with_a_run_and_the_base_side_by_side(tmp_path):
+    assert train(tmp_path, "talk", "--max-steps", "2", "--set", "steps_per_eval=2").returncode == 0
+    result = run_cli("chat", "--adapter", str(tmp_path / "talk"), "--base", "Quem fundou o Farense?", "--max-tokens", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("base> ") and "\nafinado> " in result.stdout
+    missing = run_cli("chat", "--adapter", str(tmp_path), "Olá")
+    assert missing.returncode == 2 and "adapter_config.json" in missing.stderr

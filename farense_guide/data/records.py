@@ -12,6 +12,11 @@ import unicodedata
 from pathlib import Path
 
 DATA_SPLITS = ("train", "valid", "test")
+# The system prompt of every example in data/: the chat command uses it too.
+FARENSE_SYSTEM_PROMPT = (
+    "És o assistente do Sporting Clube Farense, o clube de futebol de Faro. Respondes em português de Portugal, "
+    "com frases completas e apenas com factos verificados; quando não sabes, dizes que não tens essa informação."
+)
 ROLES = ("system", "user", "assistant")
 FORMAT_KEYS = {
     "chat": ("messages",),
