@@ -83,6 +83,13 @@ def train(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def evaluate(session: nox.Session) -> None:
+    """Avalia um run (afinado contra base, no teste): `nox -s evaluate -- runs/<nome>`."""
+    install(session)
+    step(session, "evaluate", "farense-guide", "evaluate", *package_args(session))
+
+
+@nox.session(python=PYTHON)
 def monitor(session: nox.Session) -> None:
     """Acompanha um run ao vivo (o mais recente, ou o indicado depois de --); `-- --once` para um instantâneo."""
     install(session)

@@ -14,7 +14,7 @@ from farense_guide.train_cli import add_train_commands, run_train_command
 from farense_guide.errors import FarenseError
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
-MLX_COMMANDS = {"preflight", "model", "chat", "train"}
+MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate"}
 
 ARGPARSE_MESSAGES = {
     "the following arguments are required: data_command": "falta a ação (validate, clean, split ou stats)",
@@ -95,6 +95,20 @@ def add_chat(commands) -> None:
     parser.add_argument("--max-tokens", type=int, default=200, help="máximo de tokens por resposta (por omissão: 200)")
 
 
+def add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="avalia um run: o modelo afinado contra o base, no conjunto de teste",
+        description="Respostas gulosas (geração em lote do mlx-lm) avaliadas com exact match, precisão, recall, F1 e ROUGE-L "
+        "contra a resposta de referência; verosimilhança da resposta certa contra respostas de outras perguntas (ROC, AUC, "
+        "top-1, matriz de confusão com o limiar escolhido na validação); perplexidade; recusas fora do âmbito. "
+        "Escreve runs/<nome>/evaluation/.",
+    )
+    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
+    parser.add_argument("--limit", type=int, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
+    parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="farense-guide",
@@ -108,6 +122,7 @@ def build_parser() -> Parser:
     add_chat(commands)
     add_data_commands(commands, Parser)
     add_train_commands(commands)
+    add_evaluate(commands)
     return parser
 
 
@@ -141,6 +156,18 @@ def run_chat_command(args) -> int:
     return 0
 
 
+def run_evaluate_command(args) -> int:
+    from farense_guide.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.limit, args.max_tokens)
+    for name, label in (("base", "base"), ("tuned", "afinado")):
+        summary = report[name]
+        print(f"{label}: F1 {summary['f1']['mean']:.3f} [{summary['f1']['ci_low']:.3f}, {summary['f1']['ci_high']:.3f}] · "
+              f"AUC {summary['auc']:.3f} · perplexidade {summary['perplexity']:.2f}")
+    print(f"Relatório em {args.run / 'evaluation'}")
+    return 0
+
+
 def run_monitor_command(args) -> int:
     from farense_guide.monitor import monitor
 
@@ -149,7 +176,7 @@ def run_monitor_command(args) -> int:
 
 HANDLERS = {
     "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
-    "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command,
+    "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
 }
 ARGV: list[str] = []
 

@@ -95,7 +95,9 @@ class Interval:
     high: float
 
     def as_dict(self) -> dict:
-        return {"mean": self.mean, "ci_low": self.low, "ci_high": self.high}
+        """JSON-ready; an empty sample (NaN) becomes null."""
+        clean = {"mean": self.mean, "ci_low": self.low, "ci_high": self.high}
+        return {k: None if v != v else v for k, v in clean.items()}
 
 
 def bootstrap_interval(values, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> Interval:

@@ -1,0 +1,236 @@
+"""Evaluate a run: the fine-tuned adapter against the base model, on the test split.
+
+Generative: greedy answers (mlx-lm's batch generation), scored against the reference with
+exact match, token precision/recall/F1 and ROUGE-L (see metrics.py), macro averages with
+bootstrap 95% intervals. Discriminative: the mean per-token log-probability the model gives
+each question's true answer and K answers of other questions; from those scores a ROC curve,
+its AUC, top-1 accuracy and a confusion matrix at a threshold chosen on the validation split.
+Also perplexity of the reference answers and the share of out-of-scope questions refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from farense_guide import metrics
+from farense_guide.data.records import read_jsonl
+
+DISTRACTORS = 4  # wrong answers scored per question
+GENERATION_BATCH = 16
+SCORING_BATCH = 8
+
+
+@dataclass
+class Item:
+    messages: list[dict]  # the conversation up to the question (system, user[, assistant, user])
+    reference: str
+    kind: str  # "fact" | "out_of_scope"
+    item_id: str
+
+    @property
+    def question(self) -> str:
+        return self.messages[-1]["content"]
+
+
+def load_items(path: Path, limit: int | None = None) -> list[Item]:
+    items = []
+    for record in read_jsonl(path):
+        meta = record.get("meta", {})
+        items.append(Item(record["messages"][:-1], record["messages"][-1]["content"], meta.get("kind", "fact"), meta.get("id", "")))
+    return items[:limit] if limit else items
+
+
+def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def generate_answers(model, tokenizer, items: list[Item], max_tokens: int, progress) -> list[str]:
+    """Greedy answers, GENERATION_BATCH prompts at a time."""
+    from mlx_lm.generate import batch_generate
+
+    answers = []
+    for start in range(0, len(items), GENERATION_BATCH):
+        chunk = items[start:start + GENERATION_BATCH]
+        response = batch_generate(model, tokenizer, [prompt_tokens(tokenizer, i.messages) for i in chunk], max_tokens=max_tokens)
+        answers += [text.strip() for text in response.texts]
+        progress(len(chunk))
+    return answers
+
+
+def answer_log_probs(model, tokenizer, pairs: list[tuple[list[dict], str]], progress) -> list[tuple[float, int]]:
+    """(sum of log-probabilities, token count) of each answer given its conversation, end-of-turn included."""
+    import mlx.core as mx
+
+    sequences = []
+    for messages, answer in pairs:
+        prompt = prompt_tokens(tokenizer, messages)
+        full_text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
+        full = tokenizer.encode(full_text.rstrip("\n"), add_special_tokens=False)
+        sequences.append((full, len(prompt)))
+    results = []
+    for start in range(0, len(sequences), SCORING_BATCH):
+        chunk = sequences[start:start + SCORING_BATCH]
+        width = max(len(tokens) for tokens, _ in chunk)
+        batch = mx.array([tokens + [0] * (width - len(tokens)) for tokens, _ in chunk])
+        logits = model(batch[:, :-1]).astype(mx.float32)
+        log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        picked = mx.take_along_axis(log_probs, batch[:, 1:, None], axis=-1).squeeze(-1)
+        positions = mx.arange(width - 1)[None, :]
+        starts = mx.array([offset - 1 for _, offset in chunk])[:, None]
+        ends = mx.array([len(tokens) - 1 for tokens, _ in chunk])[:, None]
+        mask = (positions >= starts) & (positions < ends)
+        sums = (picked * mask).sum(axis=1)
+        counts = mask.sum(axis=1)
+        mx.eval(sums, counts)
+        results += list(zip(sums.tolist(), counts.tolist()))
+        progress(len(chunk))
+    return results
+
+
+def candidate_answers(items: list[Item], seed: int = 0) -> list[list[str]]:
+    """For each item: its reference first, then DISTRACTORS references of other items (other ids)."""
+    rng = random.Random(seed)
+    pool = sorted({(i.item_id, i.reference) for i in items})
+    candidates = []
+    for item in items:
+        others = [answer for item_id, answer in pool if item_id != item.item_id and answer != item.reference]
+        candidates.append([item.reference] + rng.sample(others, min(DISTRACTORS, len(others))))
+    return candidates
+
+
+def likelihood_scores(model, tokenizer, items: list[Item], progress) -> dict:
+    """Mean per-token log-probability of the true answer and of the distractors, per item."""
+    candidates = candidate_answers(items)
+    pairs = [(item.messages, answer) for item, answers in zip(items, candidates) for answer in answers]
+    scored = answer_log_probs(model, tokenizer, pairs, progress)
+    scores, labels, top1, true_nll, true_tokens = [], [], [], 0.0, 0
+    position = 0
+    for answers in candidates:
+        item_scores = []
+        for index, _ in enumerate(answers):
+            total, count = scored[position]
+            position += 1
+            item_scores.append(total / count)
+            if index == 0:
+                true_nll -= total
+                true_tokens += count
+        scores += item_scores
+        labels += [1] + [0] * (len(answers) - 1)
+        top1.append(float(int(np.argmax(item_scores)) == 0))
+    return {"scores": scores, "labels": labels, "top1": top1, "perplexity": math.exp(true_nll / true_tokens)}
+
+
+def generative_scores(answers: list[str], items: list[Item]) -> list[dict]:
+    rows = []
+    for answer, item in zip(answers, items):
+        token = metrics.token_scores(answer, item.reference)
+        rows.append({"exact_match": metrics.exact_match(answer, item.reference), "precision": token.precision,
+                     "recall": token.recall, "f1": token.f1, "rouge_l": metrics.rouge_l(answer, item.reference),
+                     "refusal": float(metrics.is_refusal(answer))})
+    return rows
+
+
+def summarise(rows: list[dict], items: list[Item], likelihood: dict, threshold: float) -> dict:
+    facts = [r for r, i in zip(rows, items) if i.kind != "out_of_scope"]
+    out_of_scope = [r for r, i in zip(rows, items) if i.kind == "out_of_scope"]
+    fpr, tpr, _ = metrics.roc_curve(likelihood["scores"], likelihood["labels"])
+    summary = {name: metrics.bootstrap_interval([r[name] for r in rows]).as_dict()
+               for name in ("exact_match", "precision", "recall", "f1", "rouge_l")}
+    summary["refusal_rate_out_of_scope"] = metrics.bootstrap_interval([r["refusal"] for r in out_of_scope]).as_dict()
+    summary["refusal_rate_facts"] = metrics.bootstrap_interval([r["refusal"] for r in facts]).as_dict()
+    summary["top1_accuracy"] = metrics.bootstrap_interval(likelihood["top1"]).as_dict()
+    summary["auc"] = metrics.auc(fpr, tpr)
+    summary["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    summary["threshold"] = threshold
+    summary["confusion"] = metrics.confusion(likelihood["scores"], likelihood["labels"], threshold).as_dict()
+    summary["perplexity"] = likelihood["perplexity"]
+    return summary
+
+
+def load_variant(run_info: dict, adapter: Path | None):
+    """The base exactly as training used it (float32 LoRA or 4-bit QLoRA), with or without the adapter."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    from farense_guide.profiles import profile_from_dict
+    from farense_guide.train import load_base
+
+    profile = profile_from_dict(run_info["profile"])
+    model, tokenizer, _ = load_base(profile, quantized=run_info["backend"].get("base_bits") is not None)
+    if adapter is not None:
+        model = load_adapters(model, str(adapter))
+    model.eval()
+    return model, tokenizer
+
+
+def loss_gap(run_folder) -> dict:
+    """The last training-loss report against the last validation loss (the "overfitting gap")."""
+    entries = run_folder.read_metrics()
+    train = [m for m in entries if m["type"] == "train"]
+    valid = [m for m in entries if m["type"] == "valid"]
+    if not train or not valid:
+        return {}
+    return {"step": valid[-1]["step"], "train_loss": train[-1]["train_loss"], "val_loss": valid[-1]["val_loss"],
+            "gap": valid[-1]["val_loss"] - train[-1]["train_loss"]}
+
+
+def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96) -> dict:
+    """Evaluate base and fine-tuned on test (threshold from valid); write run/evaluation/."""
+    import csv
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from farense_guide.runs import RunFolder, write_json
+
+    run = RunFolder(run_path)
+    info = run.read_run()
+    data = Path(info["profile"]["data"])
+    test, valid = load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
+    variants = {"base": None, "tuned": run.adapters}
+    per_variant = len(test) * (2 + DISTRACTORS) + len(valid) * (1 + DISTRACTORS)
+    results, answers = {}, {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        for name, adapter in variants.items():
+            task = bar.add_task(f"avaliação ({'base' if name == 'base' else 'afinado'})", total=per_variant)
+
+            def advance(n: int, task=task) -> None:
+                bar.update(task, advance=n)
+
+            model, tokenizer = load_variant(info, adapter)
+            validation = likelihood_scores(model, tokenizer, valid, advance)
+            threshold = metrics.best_threshold(validation["scores"], validation["labels"])
+            answers[name] = generate_answers(model, tokenizer, test, max_tokens, advance)
+            rows = generative_scores(answers[name], test)
+            results[name] = {"summary": summarise(rows, test, likelihood_scores(model, tokenizer, test, advance), threshold),
+                             "rows": rows}
+    folder = run.path / "evaluation"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = {
+        "run": info["name"], "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
+        "distractors": DISTRACTORS, "out_of_scope_items": sum(i.kind == "out_of_scope" for i in test),
+        "base": results["base"]["summary"], "tuned": results["tuned"]["summary"], "loss_gap": loss_gap(run),
+    }
+    write_json(folder / "evaluation_report.json", report)
+    with open(folder / "predictions.jsonl", "w", encoding="utf-8") as out:
+        for index, item in enumerate(test):
+            out.write(json.dumps({
+                "id": item.item_id, "kind": item.kind, "question": item.question, "reference": item.reference,
+                "base_answer": answers["base"][index], "tuned_answer": answers["tuned"][index],
+                "base_scores": results["base"]["rows"][index], "tuned_scores": results["tuned"]["rows"][index],
+            }, ensure_ascii=False) + "\n")
+    with open(folder / "evaluation_summary.csv", "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["metric", "base", "base_ci_low", "base_ci_high", "tuned", "tuned_ci_low", "tuned_ci_high"])
+        for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope"):
+            b, t = report["base"][metric], report["tuned"][metric]
+            writer.writerow([metric, *(v if v is not None else "" for v in (b["mean"], b["ci_low"], b["ci_high"],
+                                                                                t["mean"], t["ci_low"], t["ci_high"]))])
+        for metric in ("auc", "perplexity"):
+            writer.writerow([metric, report["base"][metric], "", "", report["tuned"][metric], "", ""])
+    return report
