@@ -90,6 +90,13 @@ def evaluate(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Gera figuras e tabelas de um run a partir do JSON: `nox -s report -- runs/<nome>`."""
+    install(session)
+    step(session, "report", "farense-guide", "report", *package_args(session))
+
+
+@nox.session(python=PYTHON)
 def monitor(session: nox.Session) -> None:
     """Acompanha um run ao vivo (o mais recente, ou o indicado depois de --); `-- --once` para um instantâneo."""
     install(session)

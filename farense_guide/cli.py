@@ -109,6 +109,17 @@ def add_evaluate(commands) -> None:
     parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96)")
 
 
+def add_report(commands) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="gera as figuras e tabelas de um run a partir do seu JSON",
+        description="Gera runs/<nome>/figures/*.png, runs/<nome>/tables/*.md e evaluation/EVALUATION_REPORT.md a partir de "
+        "run.json, metrics.jsonl e evaluation_report.json. Sem alterações nas entradas não refaz nada.",
+    )
+    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
+    parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="farense-guide",
@@ -123,6 +134,7 @@ def build_parser() -> Parser:
     add_data_commands(commands, Parser)
     add_train_commands(commands)
     add_evaluate(commands)
+    add_report(commands)
     return parser
 
 
@@ -168,6 +180,14 @@ def run_evaluate_command(args) -> int:
     return 0
 
 
+def run_report_command(args) -> int:
+    from farense_guide.report import build_report
+
+    written = build_report(args.run, args.force)
+    print(f"{len(written)} ficheiros gerados em {args.run}" if written else f"{args.run}: relatório já atualizado (nada a refazer)")
+    return 0
+
+
 def run_monitor_command(args) -> int:
     from farense_guide.monitor import monitor
 
@@ -177,6 +197,7 @@ def run_monitor_command(args) -> int:
 HANDLERS = {
     "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
     "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
+    "report": run_report_command,
 }
 ARGV: list[str] = []
 

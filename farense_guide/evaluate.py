@@ -192,12 +192,14 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
     info = run.read_run()
     data = Path(info["profile"]["data"])
     test, valid = load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
-    variants = {"base": None, "tuned": run.adapters}
+    epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+    variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}
     per_variant = len(test) * (2 + DISTRACTORS) + len(valid) * (1 + DISTRACTORS)
     results, answers = {}, {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         for name, adapter in variants.items():
-            task = bar.add_task(f"avaliação ({'base' if name == 'base' else 'afinado'})", total=per_variant)
+            label = {"base": "base", "tuned": "afinado"}.get(name, name.replace("epoch-", "época "))
+            task = bar.add_task(f"avaliação ({label})", total=per_variant)
 
             def advance(n: int, task=task) -> None:
                 bar.update(task, advance=n)
@@ -215,6 +217,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
         "run": info["name"], "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
         "distractors": DISTRACTORS, "out_of_scope_items": sum(i.kind == "out_of_scope" for i in test),
         "base": results["base"]["summary"], "tuned": results["tuned"]["summary"], "loss_gap": loss_gap(run),
+        "epochs": {name.split("-")[1]: results[name]["summary"] for name in variants if name.startswith("epoch-")},
     }
     write_json(folder / "evaluation_report.json", report)
     with open(folder / "predictions.jsonl", "w", encoding="utf-8") as out:

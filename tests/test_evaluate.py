@@ -1,33 +1,93 @@
-"""End-to-end evaluation of a tiny run: files, consistency between JSON, CSV and predictions."""
+"""A tiny run evaluated end to end: JSON, CSV, predictions, figures and tables that agree."""
 
 import csv
 import json
+import re
 
-from conftest import run_cli
+import pytest
+
+from conftest import ROOT, run_cli
+
+FIGURES = {"loss_curves.png", "throughput_memory.png", "metrics_overview.png", "epoch_analysis.png", "confusion_matrix.png",
+           "roc_curve.png"}
 
 
-def test_evaluate_a_tiny_run(tmp_path):
-    trained = run_cli("train", "--profile", "tiny", "--runs-dir", str(tmp_path), "--run-name", "ev", "--max-steps", "4",
-                      "--set", "val_batches=2", "--set", "steps_per_eval=4")
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory):
+    """Two epochs of the tiny model on a small slice of the Farense data, then evaluate and report."""
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "data"
+    data.mkdir()
+    for split, count in (("train", 8), ("valid", 6), ("test", 6)):
+        lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:count]
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trained = run_cli("train", "--profile", "tiny", "--runs-dir", str(root), "--run-name", "ev", "--epochs", "2", "--data", str(data),
+                      "--set", "max_steps=null", "--set", "steps_per_eval=2", "--set", "steps_per_report=1")
     assert trained.returncode == 0, trained.stderr
-    result = run_cli("evaluate", str(tmp_path / "ev"), "--limit", "4", "--max-tokens", "8")
-    assert result.returncode == 0, result.stderr
-    folder = tmp_path / "ev" / "evaluation"
+    evaluated = run_cli("evaluate", str(root / "ev"), "--max-tokens", "8")
+    assert evaluated.returncode == 0, evaluated.stderr
+    reported = run_cli("report", str(root / "ev"))
+    assert reported.returncode == 0, reported.stderr
+    return root / "ev", evaluated.stdout
+
+
+def test_report_json_csv_and_predictions_agree(evaluated_run):
+    run, stdout = evaluated_run
+    folder = run / "evaluation"
     report = json.loads((folder / "evaluation_report.json").read_text())
-    assert report["items"] == 4 and report["distractors"] == 4
-    for name in ("base", "tuned"):
-        summary = report[name]
-        assert 0 <= summary["f1"]["mean"] <= 1 and 0 <= summary["auc"] <= 1 and summary["perplexity"] > 1
+    assert report["items"] == 6 and set(report["epochs"]) == {"1", "2"}
+    for name in ("base", "tuned", *(report["epochs"][e] for e in report["epochs"])):
+        summary = report[name] if isinstance(name, str) else name
+        assert 0 <= summary["auc"] <= 1 and summary["perplexity"] > 1
         assert summary["f1"]["ci_low"] <= summary["f1"]["mean"] <= summary["f1"]["ci_high"]
-        # 4 questions, each with its true answer and the answers of the 3 other questions
-        assert sum(summary["confusion"][k] for k in ("tp", "fp", "tn", "fn")) == 4 * 4
-        assert summary["confusion"]["tp"] + summary["confusion"]["fn"] == 4
+        assert summary["confusion"]["tp"] + summary["confusion"]["fn"] == 6
+        assert sum(summary["confusion"][k] for k in ("tp", "fp", "tn", "fn")) == 6 * 5
     predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 4 and {"question", "reference", "base_answer", "tuned_answer"} <= set(predictions[0])
-    mean_f1 = sum(p["tuned_scores"]["f1"] for p in predictions) / 4
-    assert abs(mean_f1 - report["tuned"]["f1"]["mean"]) < 1e-12
+    assert len(predictions) == 6 and {"question", "reference", "base_answer", "tuned_answer"} <= set(predictions[0])
+    assert sum(p["tuned_scores"]["f1"] for p in predictions) / 6 == pytest.approx(report["tuned"]["f1"]["mean"], abs=1e-12)
     rows = {row["metric"]: row for row in csv.DictReader((folder / "evaluation_summary.csv").open())}
     assert float(rows["auc"]["tuned"]) == report["tuned"]["auc"]
     assert float(rows["f1"]["base"]) == report["base"]["f1"]["mean"]
-    assert report["loss_gap"]["step"] == 4
-    assert f"F1 {report['tuned']['f1']['mean']:.3f}" in result.stdout
+    assert f"F1 {report['tuned']['f1']['mean']:.3f}" in stdout
+
+
+def numbers(text):
+    return [float(n) for n in re.findall(r"-?\d+\.\d+", text)]
+
+
+def test_every_number_in_the_tables_is_the_json(evaluated_run):
+    run, _ = evaluated_run
+    report = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
+    table = (run / "tables" / "evaluation.md").read_text()
+    expected = []
+    for key in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope"):
+        for variant in ("base", "tuned"):
+            interval = report[variant][key]
+            if interval["mean"] is not None:
+                expected += [interval["mean"], interval["ci_low"], interval["ci_high"]]
+    expected += [report["base"]["auc"], report["tuned"]["auc"], report["base"]["perplexity"], report["tuned"]["perplexity"]]
+    for key in ("precision", "recall", "f1"):
+        expected += [report["base"]["confusion"][key], report["tuned"]["confusion"][key]]
+    found = numbers(table.split("\n\n")[0])
+    assert sorted(found) == pytest.approx(sorted(expected), abs=0.006)  # printed to 3 (perplexity: 2) decimals
+    epochs = numbers((run / "tables" / "epochs.md").read_text())
+    assert epochs[:4] == pytest.approx([report["base"]["f1"]["mean"], report["base"]["rouge_l"]["mean"],
+                                        report["base"]["top1_accuracy"]["mean"], report["base"]["auc"]], abs=5e-4)
+    training = (run / "tables" / "training.md").read_text()
+    info = json.loads((run / "run.json").read_text())
+    assert f"{info['best']['val_loss']:.3f}" in training and f"{info['throughput']['tokens_per_second']:.1f}" in training
+    assert (run / "evaluation" / "EVALUATION_REPORT.md").read_text().count("![") == len(FIGURES)
+
+
+def test_every_figure_is_made_and_a_second_report_does_nothing(evaluated_run):
+    from PIL import Image
+
+    run, _ = evaluated_run
+    assert {p.name for p in (run / "figures").glob("*.png")} == FIGURES
+    for path in (run / "figures").glob("*.png"):
+        width, height = Image.open(path).size
+        assert 600 <= width <= 1400 and 400 <= height <= 1000, (path.name, width, height)
+    before = {p: p.stat().st_mtime_ns for p in (run / "figures").glob("*.png")}
+    again = run_cli("report", str(run))
+    assert again.returncode == 0 and "nada a refazer" in again.stdout
+    assert before == {p: p.stat().st_mtime_ns for p in (run / "figures").glob("*.png")}
