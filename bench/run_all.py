@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from farense_guide import blas  # noqa: E402
 
 
 def versions() -> str:
@@ -39,8 +41,8 @@ def main() -> None:
     sections = []
     for script in sorted(HERE.glob("bench_*.py")):
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                                env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+        env = {**blas.openblas_env(), "TRANSFORMERS_VERBOSITY": "error"}  # as the CLI runs: OpenBLAS where present
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
         elapsed = time.perf_counter() - start
         output = result.stdout.strip() if result.returncode == 0 else f"FALHOU ({result.returncode}):\n{result.stderr[-2000:]}"
         print(f"== {script.name} ({elapsed:.0f} s)\n{output}\n", flush=True)

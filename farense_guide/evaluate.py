@@ -236,4 +236,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
                                                                                 t["mean"], t["ci_low"], t["ci_high"]))])
         for metric in ("auc", "perplexity"):
             writer.writerow([metric, report["base"][metric], "", "", report["tuned"][metric], "", ""])
+    from farense_guide.report import build_report
+
+    build_report(run.path)  # figures, tables and EVALUATION_REPORT.md
     return report

@@ -70,6 +70,19 @@ def training_table(info: dict, report: dict | None) -> str:
     return "\n".join(rows) + "\n"
 
 
+def data_histogram(info: dict, path: Path) -> Path | None:
+    """Tokens per example of the run's training data, with the run's tokenizer and max_seq_length."""
+    from farense_guide.data.validate import validate
+    from farense_guide.models import load_tokenizer
+
+    data = Path(info["profile"]["data"])
+    if not (data / "train.jsonl").exists():
+        return None
+    result = validate(data, load_tokenizer(info["profile"]["model"]))
+    lengths = {name: [e.tokens for e in r.examples] for name, r in result.files.items() if r.examples}
+    return plots.token_length_histogram(lengths, path, info["profile"]["max_seq_length"])
+
+
 def inputs_hash(run: RunFolder) -> str:
     digest = hashlib.sha256()
     for path in (run.run_json, run.metrics, run.path / "evaluation" / "evaluation_report.json",
@@ -94,6 +107,9 @@ def build_report(run_path: Path, force: bool = False) -> list[Path]:
         plots.loss_curves(metrics, info["iterations"]["steps_per_epoch"], figures / "loss_curves.png"),
         plots.throughput_and_memory(metrics, figures / "throughput_memory.png"),
     ]
+    histogram = data_histogram(info, figures / "token_lengths.png")
+    if histogram:
+        written.append(histogram)
     tables.mkdir(parents=True, exist_ok=True)
     written.append(tables / "training.md")
     (tables / "training.md").write_text(training_table(info, report), encoding="utf-8")
