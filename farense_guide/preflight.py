@@ -8,7 +8,6 @@ to a JSON file that run folders and the guide can quote.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import sys
@@ -330,7 +329,6 @@ def print_report(report: dict) -> None:
 
 
 def write_report(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from farense_guide.runs import write_json
+
+    write_json(path, report)

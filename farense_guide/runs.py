@@ -14,7 +14,6 @@ leaves the previous version whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -45,10 +44,6 @@ def read_json(path: Path) -> dict:
         raise FarenseError(f"{path}: não existe.") from None
     except ValueError as exc:
         raise FarenseError(f"{path}: JSON inválido ({exc}).") from None
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class RunFolder:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from farense_guide.errors import FarenseError
 from farense_guide.profiles import Profile
-from farense_guide.runs import RunFolder, file_sha256, replace_file
+from farense_guide.models import file_sha256
+from farense_guide.runs import RunFolder, replace_file
 
 STATUS_RUNNING = "running"
 FAULT_KILL_IN_CHECKPOINT = "FARENSE_FAULT_KILL_IN_CHECKPOINT"  # a step number: SIGKILL while saving it
