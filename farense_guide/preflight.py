@@ -207,10 +207,13 @@ def training_precision(shape: ModelShape, quantized: bool) -> tuple[int | None, 
 
 
 def memory_budget(device: str, info: dict, available: int | None) -> int | None:
-    """Bytes training may use: the GPU working-set limit on Metal, else available RAM."""
+    """Bytes training may use: the GPU working-set limit on Metal, else available RAM.
+
+    On Metal the limit binds, not the RAM free at this moment: macOS pages other apps out
+    to make room, so a busy Mac would otherwise be refused a profile that fits.
+    """
     limit = info.get("max_recommended_working_set_size") if device == "gpu" else None
-    candidates = [v for v in (limit, available) if v]
-    return min(candidates) if candidates else None
+    return limit or available
 
 
 def estimate_for(profile: Profile, shape: ModelShape, quantized: bool):

@@ -63,3 +63,12 @@ def test_profiles_load():
     assert {"smollm2", "tiny", "m1-16gb"} <= set(available_profiles())
     assert load_profile().name == "smollm2" and load_profile().epochs == 3
     assert load_profile("tiny").model == "tiny"
+
+
+def test_budget_is_the_gpu_limit_on_metal_and_free_ram_on_the_cpu():
+    from farense_guide.preflight import memory_budget
+
+    metal = {"max_recommended_working_set_size": int(10.7 * GB)}
+    assert memory_budget("gpu", metal, available=int(3 * GB)) == int(10.7 * GB)  # a busy Mac is not refused
+    assert memory_budget("cpu", {}, available=int(20 * GB)) == int(20 * GB)
+    assert memory_budget("gpu", {}, available=int(20 * GB)) == int(20 * GB)  # CUDA: no Metal limit reported
