@@ -207,12 +207,12 @@ def training_precision(shape: ModelShape, quantized: bool) -> tuple[int | None, 
 
 
 def memory_budget(device: str, info: dict, available: int | None) -> int | None:
-    """Bytes training may use: the GPU working-set limit on Metal, else available RAM.
+    """Bytes training may use: the GPU's limit (Metal's working set, else its memory), or available RAM on the CPU.
 
     On Metal the limit binds, not the RAM free at this moment: macOS pages other apps out
     to make room, so a busy Mac would otherwise be refused a profile that fits.
     """
-    limit = info.get("max_recommended_working_set_size") if device == "gpu" else None
+    limit = (info.get("max_recommended_working_set_size") or info.get("memory_size")) if device == "gpu" else None
     return limit or available
 
 

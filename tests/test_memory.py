@@ -71,4 +71,5 @@ def test_budget_is_the_gpu_limit_on_metal_and_free_ram_on_the_cpu():
     metal = {"max_recommended_working_set_size": int(10.7 * GB)}
     assert memory_budget("gpu", metal, available=int(3 * GB)) == int(10.7 * GB)  # a busy Mac is not refused
     assert memory_budget("cpu", {}, available=int(20 * GB)) == int(20 * GB)
-    assert memory_budget("gpu", {}, available=int(20 * GB)) == int(20 * GB)  # CUDA: no Metal limit reported
+    assert memory_budget("gpu", {"memory_size": int(80 * GB)}, available=int(20 * GB)) == int(80 * GB)  # GPU memory, not RAM
+    assert memory_budget("gpu", {}, available=int(20 * GB)) == int(20 * GB)  # nothing reported: RAM
