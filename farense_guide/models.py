@@ -177,6 +177,11 @@ def write_float32_copy(source: Path, folder: Path) -> None:
     config.pop("quantization", None)
     config.pop("quantization_config", None)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    copy_tokenizer_files(source, folder)
+
+
+def copy_tokenizer_files(source: Path, folder: Path) -> None:
+    """The tokenizer and chat template of a model folder, for a model built from it."""
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
         if (source / name).exists():
             shutil.copy2(source / name, folder / name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 TINY_SHAPE = {
@@ -20,7 +19,6 @@ TINY_SHAPE = {
     "max_position_embeddings": 2048,
 }
 TINY_GROUP_SIZE = 32
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
 def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, seed: int) -> None:
@@ -28,6 +26,8 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
     import mlx.nn as nn
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
+
+    from farense_guide.models import copy_tokenizer_files
 
     source_config = json.loads((tokenizer_source / "config.json").read_text())
     config = dict(
@@ -44,6 +44,4 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
     weights = dict(tree_flatten(model.parameters()))
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    for name in TOKENIZER_FILES:
-        if (tokenizer_source / name).exists():
-            shutil.copy2(tokenizer_source / name, folder / name)
+    copy_tokenizer_files(tokenizer_source, folder)
