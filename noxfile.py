@@ -7,6 +7,7 @@ Each session is a few lines that call the package; the logic lives in `farense_g
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -117,11 +118,51 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *package_args(session), env=blas_env())
 
 
+DEMO_RUN = "runs/demo-tiny"
+
+
+def guide_run(session: nox.Session) -> str:
+    """The run the site shows: `-- --run runs/<nome>`, else runs/reference, else a tiny demonstration run made here."""
+    args = package_args(session)
+    if "--run" in args:
+        return args[args.index("--run") + 1]
+    if (ROOT / "runs" / "reference" / "run.json").exists():
+        return "runs/reference"
+    if not (ROOT / DEMO_RUN / "evaluation" / "evaluation_report.json").exists():
+        session.log(f"sem runs/reference: a fazer um run de demonstração com o modelo minúsculo em {DEMO_RUN}")
+        shutil.rmtree(ROOT / DEMO_RUN, ignore_errors=True)
+        step(session, "train", "farense-guide", "train", "--profile", "tiny", "--run-name", Path(DEMO_RUN).name)
+        step(session, "evaluate", "farense-guide", "evaluate", DEMO_RUN)
+    return DEMO_RUN
+
+
+def build_fragments(session: nox.Session) -> None:
+    run = guide_run(session)
+    step(session, "report", "farense-guide", "report", run)
+    step(session, "fragments", "farense-guide", "fragments", "--run", run)
+
+
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Constrói o site do guia com MkDocs Material (modo estrito) em site/."""
+    """Constrói o site do guia (MkDocs Material, modo estrito) em site/, com os números de runs/reference (ou `-- --run runs/<nome>`)."""
     install(session)
-    session.run("mkdocs", "build", "--strict", *package_args(session))
+    build_fragments(session)
+    step(session, "docs", "mkdocs", "build", "--strict")
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Pré-visualização ao vivo do site em http://127.0.0.1:8000 (mkdocs serve)."""
+    install(session)
+    build_fragments(session)
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
+
+
+@nox.session(python=PYTHON)
+def snippets(session: nox.Session) -> None:
+    """Corre todos os snippets do guia e o caderno com o perfil tiny, numa cópia do projeto; para no primeiro que falhe."""
+    install(session)
+    session.run("python", "-m", "farense_guide.snippets", *package_args(session))
 
 
 @nox.session(python=PYTHON)

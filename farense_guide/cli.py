@@ -10,8 +10,9 @@ from pathlib import Path
 
 from farense_guide import __version__, blas
 from farense_guide.data.cli import add_data_commands, run_data_command
-from farense_guide.train_cli import add_train_commands, run_train_command
 from farense_guide.errors import FarenseError
+from farense_guide.profiles import default_profile_name
+from farense_guide.train_cli import add_train_commands, run_train_command
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
 MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate"}
@@ -59,7 +60,7 @@ def add_preflight(commands) -> None:
         "BLAS (Linux), o modelo base e a memória estimada do treino.\n"
         "Sai com código diferente de zero só quando há problemas bloqueantes.",
     )
-    parser.add_argument("--profile", default="smollm2", help="perfil de treino (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2")
+    parser.add_argument("--profile", default=default_profile_name(), help="perfil de treino (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
     parser.add_argument("--json", action="store_true", help="escreve o relatório em JSON no ecrã em vez da tabela")
     parser.add_argument("--output", type=Path, default=Path("runs/preflight.json"), help="ficheiro JSON do relatório (por omissão: runs/preflight.json)")
 
@@ -71,7 +72,7 @@ def add_model(commands) -> None:
         description="Converte o SmolLM2 embutido para MLX (uma vez, em cache), gera o modelo minúsculo de testes "
         "ou resolve um modelo local ou do Hugging Face, e mostra a pasta.",
     )
-    parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta ou um id 'organização/nome' (por omissão: smollm2)")
+    parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta, um id 'organização/nome' ou a pasta de um run (o seu modelo base); por omissão: smollm2")
 
 
 def add_chat(commands) -> None:
@@ -120,6 +121,18 @@ def add_report(commands) -> None:
     parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
 
 
+def add_fragments(commands) -> None:
+    parser = commands.add_parser(
+        "fragments",
+        help="gera os valores, tabelas e figuras que o guia mostra, a partir de um run",
+        description="Escreve guide/_generated/ (values.json, tabelas, figuras, a faixa do run e a tabela de memória do M1) "
+        "a partir de runs/reference ou do run indicado. Sem alterações nas entradas não refaz nada.",
+    )
+    parser.add_argument("--run", type=Path, help="pasta do run (por omissão: runs/reference)")
+    parser.add_argument("--output", type=Path, default=Path("guide/_generated"), help="pasta de saída (por omissão: guide/_generated)")
+    parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="farense-guide",
@@ -135,6 +148,7 @@ def build_parser() -> Parser:
     add_train_commands(commands)
     add_evaluate(commands)
     add_report(commands)
+    add_fragments(commands)
     return parser
 
 
@@ -155,7 +169,10 @@ def run_preflight_command(args) -> int:
 def run_model_command(args) -> int:
     from farense_guide.models import resolve_model
 
-    print(resolve_model(args.spec))
+    spec = args.spec
+    if (Path(spec) / "run.json").is_file():  # a run folder: its base model
+        spec = json.loads((Path(spec) / "run.json").read_text(encoding="utf-8"))["profile"]["model"]
+    print(resolve_model(spec))
     return 0
 
 
@@ -188,6 +205,16 @@ def run_report_command(args) -> int:
     return 0
 
 
+def run_fragments_command(args) -> int:
+    from farense_guide.fragments import choose_run, generate
+
+    run = choose_run(args.run)
+    written = generate(run, args.output, force=args.force)
+    print(f"{len(written)} fragmentos do guia gerados em {args.output} a partir de {run}" if written
+          else f"{args.output}: fragmentos já atualizados para {run} (nada a refazer)")
+    return 0
+
+
 def run_monitor_command(args) -> int:
     from farense_guide.monitor import monitor
 
@@ -197,7 +224,7 @@ def run_monitor_command(args) -> int:
 HANDLERS = {
     "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
     "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
-    "report": run_report_command,
+    "report": run_report_command, "fragments": run_fragments_command,
 }
 ARGV: list[str] = []
 

@@ -191,6 +191,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
     run = RunFolder(run_path)
     info = run.read_run()
     data = Path(info["profile"]["data"])
+    limit = limit or info["profile"].get("eval_limit")
     test, valid = load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
     epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
     variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}

@@ -8,6 +8,7 @@ to a JSON file that run folders and the guide can quote.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -102,6 +103,31 @@ def read_memory(system: str, mac: dict | None) -> tuple[int | None, int | None]:
             fields[key] = int(rest.split()[0]) * 1024
         return fields.get("MemTotal"), fields.get("MemAvailable")
     return None, None
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def describe_machine() -> dict:
+    """What a run ran on, for run.json and the guide: chip or CPU, cores, memory, accelerator."""
+    system = platform.system()
+    mac = macos.read_macos() if system == "Darwin" else None
+    total, _ = read_memory(system, mac)
+    info = device_info()
+    accelerator = info.get("device_name") if info and check_mlx()[1] == "gpu" else None
+    return {
+        "system": system, "machine": platform.machine(),
+        "processor": (mac or {}).get("chip") or cpu_name(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(total / 1e9, 1) if total else None,
+        "accelerator": accelerator,
+    }
 
 
 def check_memory(total: int | None, available: int | None) -> Check:

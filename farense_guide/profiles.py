@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from farense_guide.errors import FarenseError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "smollm2"
+PROFILE_ENV = "FARENSE_PROFILE"  # the profile commands use when none is given (the snippets run with `tiny`)
+
+
+def default_profile_name() -> str:
+    return os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Profile:
     keep_checkpoints: int = 3
     early_stopping_patience: int = 5  # validations without improvement; 0 = off
     val_batches: int = -1  # -1 = the whole validation split
+    eval_limit: int | None = None  # evaluate only the first N test/valid questions (tiny runs)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

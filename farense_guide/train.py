@@ -284,6 +284,8 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     if profile.grad_checkpoint:
         grad_checkpoint(model.layers[0])
 
+    from farense_guide.preflight import describe_machine
+
     records = {split: load_split(Path(profile.data), split) for split in ("train", "valid")}
     train_set = CacheDataset(ChatDataset(records["train"], tokenizer, mask_prompt=profile.mask_prompt))
     valid_set = CacheDataset(ChatDataset(records["valid"], tokenizer, mask_prompt=profile.mask_prompt))
@@ -323,7 +325,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
             "backend": backend,
             "processes": world.size(),
             "versions": package_versions(),
-            "machine": {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor()},
+            "machine": describe_machine(),
             "memory": {"estimate": memory},
             "command": plan.command,
             "started_at": now(),

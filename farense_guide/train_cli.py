@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
+from farense_guide.profiles import default_profile_name
 
 # Named shortcuts for the profile keys people change most; anything else: --set key=value.
 SHORTCUTS = {
@@ -34,7 +35,7 @@ def add_train_commands(commands) -> None:
         "metrics.jsonl, adapters/ (o melhor pela perda de validação, last/ e epoch-N/) e checkpoints/. "
         "Ctrl-C grava um checkpoint e mostra o comando para retomar.",
     )
-    train.add_argument("--profile", default="smollm2", help="perfil (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2")
+    train.add_argument("--profile", default=default_profile_name(), help="perfil (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
     train.add_argument("--run-name", help="nome do run (por omissão: <perfil>-<data>-<hora>)")
     train.add_argument("--runs-dir", type=Path, default=Path("runs"), help="pasta dos runs (por omissão: runs)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="retoma exatamente o run indicado a partir do último checkpoint")

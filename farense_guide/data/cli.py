@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
+from farense_guide.profiles import default_profile_name
 
 DEFAULT_DATA = Path("data")
 
@@ -54,7 +55,8 @@ def add_data_commands(commands, parser_class) -> None:
 
 
 def add_token_options(parser, allow_skip: bool = True) -> None:
-    parser.add_argument("--profile", default="smollm2", help="perfil de onde vêm o modelo e max_seq_length (por omissão: smollm2)")
+    parser.add_argument("--profile", default=default_profile_name(),
+                        help="perfil de onde vêm o modelo e max_seq_length (por omissão: smollm2, ou o da variável FARENSE_PROFILE)")
     parser.add_argument("--model", help="modelo cujo tokenizador conta os tokens (por omissão: o do perfil)")
     parser.add_argument("--max-seq-length", type=int, help="limite de tokens por exemplo (por omissão: o do perfil)")
     if allow_skip:

@@ -1,0 +1,298 @@
+"""The guide's generated fragments: every number and figure the chapters show, taken from files.
+
+`farense-guide fragments --run runs/<name>` writes `guide/_generated/`:
+
+    values.json        named values for the prose ([[run.tuned_f1]], see markdown_values.py)
+    run_banner.md      which run the pages show: reference or demonstration, machine, date
+    training.md, evaluation.md, epochs.md   the run's tables (report.py wrote them)
+    memory_m1.md       the memory estimator's table for Mistral-7B on a 16 GB M1
+    figures/*.png      the run's figures
+
+Sources: the run folder (run.json, evaluation/evaluation_report.json, tables/, figures/), the data
+statistics (data/stats/stats.json), the training profiles and the memory estimator. A stamp with
+the hash of all inputs skips the work when nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from farense_guide.errors import FarenseError
+from farense_guide.runs import RunFolder, read_json, write_json
+
+OUTPUT = Path("guide/_generated")
+REFERENCE = Path("runs/reference")
+STAMP = ".fragments-stamp"
+RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
+MONTHS = ("janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro", "dezembro")
+
+# Metal's recommendedMaxWorkingSetSize on a 16 GB M1, as llama.cpp logs it ("10922.67 MB", MiB):
+# about two thirds of the RAM; the GPU may not use more (llama-cpp-python issue 687 shows the line).
+M1_16GB_WORKING_SET = 10922.67 * 2**20
+# The M1's 8-core GPU peak: 2.6 TFLOP/s in float32 (Apple's figure for the M1, 2020).
+M1_GPU_FLOPS = 2.6e12
+# Training with a frozen base costs ~4 FLOPs per parameter per token: 2 forward, 2 for the
+# gradient with respect to the activations (no weight gradients for the frozen base).
+FLOPS_PER_PARAMETER_TOKEN = 4
+SEVEN_B_PARAMETERS = 7e9
+STORY_CLAIMED_TOKENS_PER_SECOND = 300  # the lower end of what the story's 7B guide claimed on an M1
+
+
+def pt(value: float | None, digits: int = 2) -> str:
+    """A number as pt-PT writes it: decimal comma, a space between thousands."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
+    return text
+
+
+def pt_date(stamp: str) -> str:
+    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    return f"{when.day} de {MONTHS[when.month - 1]} de {when.year}"
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def describe_machine(machine: dict) -> str:
+    parts = [machine.get("processor") or machine.get("machine", "?")]
+    if machine.get("cores"):
+        parts.append(f"{machine['cores']} núcleos")
+    if machine.get("memory_gb"):
+        parts.append(f"{pt(machine['memory_gb'], 0)} GB de RAM")
+    if machine.get("accelerator"):
+        parts.append(machine["accelerator"])
+    return f"{', '.join(parts)} ({machine.get('system', '?')})"
+
+
+def is_reference(run_path: Path) -> bool:
+    return run_path.resolve() == REFERENCE.resolve()
+
+
+def run_values(run_path: Path) -> dict[str, str]:
+    info = RunFolder(run_path).read_run()
+    profile, iterations, backend = info["profile"], info["iterations"], info["backend"]
+    seconds = (datetime.strptime(info["ended_at"], "%Y-%m-%dT%H:%M:%S%z")
+               - datetime.strptime(info["started_at"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
+    values = {
+        "name": info["name"], "profile": profile["name"], "model": profile["model"],
+        "method": backend["method"], "device": backend["device"],
+        "precision": info["memory"]["estimate"].get("precision", backend["method"]),
+        "date": pt_date(info["started_at"]), "machine": describe_machine(info.get("machine", {})),
+        "steps_done": str(info.get("steps_done", 0)), "total_steps": str(iterations["total_steps"]),
+        "full_steps": str(iterations["full_steps"]), "steps_per_epoch": str(iterations["steps_per_epoch"]),
+        "epochs": str(iterations["epochs"]), "batch_size": str(iterations["batch_size"]),
+        "train_examples": pt(iterations["train_examples"], 0),
+        "tokens_per_second": pt(info.get("throughput", {}).get("tokens_per_second"), 1),
+        "trained_tokens": pt(info.get("throughput", {}).get("trained_tokens"), 0),
+        "peak_memory_gb": pt(info.get("memory", {}).get("peak_gb"), 2),
+        "best_val_loss": pt(info.get("best", {}).get("val_loss"), 3), "best_step": str(info.get("best", {}).get("step", "—")),
+        "duration": duration(seconds),
+        "lora_rank": str(profile["lora"]["rank"]), "lora_scale": pt(profile["lora"]["scale"], 1),
+        "lora_layers": str(profile["lora"]["num_layers"]), "lora_dropout": pt(profile["lora"]["dropout"], 2),
+        "learning_rate": f"{profile['learning_rate']:.0e}".replace("e-0", "e-"), "max_seq_length": str(profile["max_seq_length"]),
+        "kind": "referência" if is_reference(run_path) else "demonstração",
+    }
+    return {f"run.{key}": value for key, value in values.items()}
+
+
+def evaluation_values(run_path: Path) -> dict[str, str]:
+    path = run_path / "evaluation" / "evaluation_report.json"
+    if not path.exists():
+        raise FarenseError(f"{path}: o run ainda não foi avaliado.", hint=f"farense-guide evaluate {run_path}")
+    report = read_json(path)
+    values = {"items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
+              "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não"}
+    for variant in ("base", "tuned"):
+        summary = report[variant]
+        for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy",
+                       "refusal_rate_out_of_scope", "refusal_rate_facts"):
+            interval = summary[metric]
+            values[f"{variant}.{metric}"] = pt(interval["mean"], 3)
+            values[f"{variant}.{metric}_ci"] = f"[{pt(interval['ci_low'], 3)}; {pt(interval['ci_high'], 3)}]"
+        values[f"{variant}.auc"] = pt(summary["auc"], 3)
+        values[f"{variant}.perplexity"] = pt(summary["perplexity"], 2)
+        values[f"{variant}.threshold"] = pt(summary["threshold"], 3)
+        for metric in ("precision", "recall", "f1"):
+            values[f"{variant}.confusion_{metric}"] = pt(summary["confusion"][metric], 3)
+    for metric in ("f1", "rouge_l", "top1_accuracy"):
+        values[f"gain.{metric}"] = pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
+    values["gain.auc"] = pt(report["tuned"]["auc"] - report["base"]["auc"], 3)
+    gap = report.get("loss_gap") or {}
+    if gap:
+        values.update({"loss_gap.train": pt(gap["train_loss"], 3), "loss_gap.valid": pt(gap["val_loss"], 3),
+                       "loss_gap.gap": pt(gap["gap"], 3)})
+    return {f"eval.{key}": value for key, value in values.items()}
+
+
+def data_values(stats_path: Path) -> dict[str, str]:
+    stats = read_json(stats_path)
+    splits = stats["splits"]
+    total = sum(s["examples"] for s in splits.values())
+    out_of_scope = sum(s["out_of_scope"] for s in splits.values())
+    values = {"total_examples": pt(total, 0), "out_of_scope_share": pt(100 * out_of_scope / total, 0) + "%"}
+    for name, split in splits.items():
+        for key in ("examples", "out_of_scope", "multi_turn", "tokens_total"):
+            values[f"{name}.{key}"] = pt(split[key], 0)
+        for key in ("tokens_p50", "tokens_p99", "tokens_max", "tokens_mean"):
+            values[f"{name}.{key}"] = pt(split[key], 0)
+    return {f"data.{key}": value for key, value in values.items()}
+
+
+def profile_values() -> dict[str, str]:
+    from farense_guide.profiles import PROFILE_DIR, load_profile
+
+    values = {}
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        profile = load_profile(path.stem)
+        fields = {"model": profile.model, "lora_rank": profile.lora.rank, "lora_scale": pt(profile.lora.scale, 1),
+                  "lora_layers": profile.lora.num_layers, "lora_dropout": pt(profile.lora.dropout, 2),
+                  "batch_size": profile.batch_size, "grad_accumulation": profile.grad_accumulation,
+                  "max_seq_length": profile.max_seq_length, "epochs": profile.epochs,
+                  "learning_rate": f"{profile.learning_rate:.0e}".replace("e-0", "e-"), "max_steps": profile.max_steps or "—",
+                  "warmup_steps": profile.warmup_steps, "save_every": profile.save_every,
+                  "keep_checkpoints": profile.keep_checkpoints, "steps_per_eval": profile.steps_per_eval,
+                  "early_stopping_patience": profile.early_stopping_patience,
+                  "memory_limit_gb": profile.memory_limit_gb or "—"}
+        values.update({f"profile.{path.stem}.{key}": str(value) for key, value in fields.items()})
+    return values
+
+
+def memory_rows() -> list[tuple[str, str, object]]:
+    """The m1-16gb profile (Mistral-7B, 4 bits) and the variations the guide discusses."""
+    from farense_guide.memory import ModelShape
+    from farense_guide.preflight import estimate_for
+    from farense_guide.profiles import load_profile
+
+    profile = load_profile("m1-16gb")
+    shape = ModelShape.from_config(profile.model_shape)
+    variations = [
+        ("profile", "perfil m1-16gb (QLoRA 4 bits, batch 2 × 512, gradient checkpointing)", profile, True),
+        ("no_checkpoint", "o mesmo sem gradient checkpointing", replace(profile, grad_checkpoint=False), True),
+        ("no_checkpoint_no_dropout", "o mesmo sem checkpointing e sem dropout",
+         replace(profile, grad_checkpoint=False, lora=replace(profile.lora, dropout=0.0)), True),
+        ("batch1", "batch 1 × 512, com checkpointing", replace(profile, batch_size=1), True),
+        ("seq1024", "batch 2 × 1024, com checkpointing", replace(profile, max_seq_length=1024), True),
+        ("rank16", "LoRA rank 16, com checkpointing", replace(profile, lora=replace(profile.lora, rank=16)), True),
+        ("all_layers", "todas as 32 camadas com LoRA, com checkpointing", replace(profile, lora=replace(profile.lora, num_layers=32)), True),
+        ("float16", "base em float16 (LoRA sem quantização), com checkpointing", profile, False),
+    ]
+    return [(key, label, estimate_for(variant, shape, quantized)[0]) for key, label, variant, quantized in variations]
+
+
+def memory_table() -> tuple[str, dict[str, str]]:
+    from farense_guide.memory import GB, verdict
+
+    lines = ["| configuração | pesos | LoRA + Adam | ativações | logits | total | num M1 de 16 GB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    values = {"memory.m1_budget_gb": pt(M1_16GB_WORKING_SET / GB, 1)}
+    rows = memory_rows()
+    for key, label, estimate in rows:
+        cells = [pt(x / GB, 2) for x in (estimate.weights, estimate.lora, estimate.activations, estimate.logits, estimate.total)]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {verdict(estimate.total, M1_16GB_WORKING_SET)} |")
+        values[f"memory.{key}.total_gb"] = pt(estimate.total / GB, 1)
+        values[f"memory.{key}.verdict"] = verdict(estimate.total, M1_16GB_WORKING_SET)
+    values["memory.lora_parameters"] = pt(rows[0][2].lora_parameters, 0)
+    note = ("\nEm GB (10⁹ bytes), no pico de um passo de treino. O limite do M1 de 16 GB é o que o Metal deixa a GPU usar "
+            f"(recommendedMaxWorkingSetSize, {values['memory.m1_budget_gb']} GB); «cabe» é até 85% dele.\n")
+    return "\n".join(lines) + "\n" + note, values
+
+
+def compute_values(stats_path: Path) -> dict[str, str]:
+    """The compute bound of chapter 11: a 7B model on the M1 GPU, and 3 epochs of the Farense data."""
+    flops_per_token = FLOPS_PER_PARAMETER_TOKEN * SEVEN_B_PARAMETERS
+    ceiling = M1_GPU_FLOPS / flops_per_token
+    train_tokens = read_json(stats_path)["splits"]["train"]["tokens_total"]
+    epoch_seconds = train_tokens / ceiling
+    return {"compute.flops_per_token": f"{flops_per_token:.1e}".replace(".", ",").replace("e+", " × 10^"),
+            "compute.m1_tflops": pt(M1_GPU_FLOPS / 1e12, 1), "compute.max_tokens_per_second": pt(ceiling, 0),
+            "compute.train_tokens": pt(train_tokens, 0), "compute.epoch_minutes": pt(epoch_seconds / 60, 0),
+            "compute.three_epochs_minutes": pt(3 * epoch_seconds / 60, 0),
+            "compute.story_claim": str(STORY_CLAIMED_TOKENS_PER_SECOND),
+            "compute.story_claim_ratio": pt(STORY_CLAIMED_TOKENS_PER_SECOND / ceiling, 1)}
+
+
+def run_banner(run_path: Path, values: dict[str, str]) -> str:
+    info = RunFolder(run_path).read_run()
+    shortened = info["iterations"].get("shortened")
+    kind = "note" if is_reference(run_path) else "warning"
+    title = "Run de referência" if is_reference(run_path) else "Run de demonstração, não a referência"
+    lines = [f'!!! {kind} "{title}: {values["run.name"]}"', "",
+             f"    Perfil `{values['run.profile']}` (modelo `{values['run.model']}`), {values['run.precision']}, "
+             f"em {values['run.machine']}, a {values['run.date']}. "
+             f"{values['run.steps_done']} passos de {values['run.full_steps']} de um treino completo"
+             + (" (run encurtado)." if shortened else ".")]
+    if not is_reference(run_path):
+        lines += ["", ("    Estes números vêm de um run pequeno, feito para construir o site; não medem o que o guia descreve. "
+                       "O run de referência fica em `runs/reference/` e substitui-os quando existir.")]
+    if values.get("eval.limited") == "sim":
+        lines += ["", f"    A avaliação usou só as primeiras {values['eval.items']} perguntas de teste (`eval_limit` ou `--limit`)."]
+    return "\n".join(lines) + "\n"
+
+
+def inputs_hash(run_path: Path, stats_path: Path) -> str:
+    from farense_guide import memory, profiles
+
+    digest = hashlib.sha256()
+    sources = [run_path / "run.json", run_path / "evaluation" / "evaluation_report.json", stats_path,
+               Path(__file__), Path(memory.__file__), *sorted(profiles.PROFILE_DIR.glob("*.yaml"))]
+    sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
+    for path in sources:
+        digest.update(str(path).encode() + (path.read_bytes() if path.exists() else b"-"))
+    return digest.hexdigest()
+
+
+def choose_run(run: Path | None) -> Path:
+    if run is not None:
+        if not (run / "run.json").exists():
+            raise FarenseError(f"{run}: não é a pasta de um run (falta run.json).")
+        return run
+    if (REFERENCE / "run.json").exists():
+        return REFERENCE
+    raise FarenseError("não há runs/reference/ e nenhum --run foi indicado.",
+                       hint="`nox -s docs` faz um run de demonstração; ou `farense-guide fragments --run runs/<nome>`")
+
+
+def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = Path("data/stats/stats.json"),
+             force: bool = False) -> list[Path]:
+    """Write guide/_generated/ from a run; returns what was written ([] when up to date)."""
+    run_path = choose_run(run)
+    if not (run_path / "tables" / "training.md").exists():
+        raise FarenseError(f"{run_path}: faltam as tabelas e figuras.", hint=f"farense-guide report {run_path}")
+    key = inputs_hash(run_path, stats_path)
+    stamp = output / STAMP
+    if not force and stamp.exists() and stamp.read_text() == key:
+        return []
+    if output.exists():
+        shutil.rmtree(output)
+    (output / "figures").mkdir(parents=True)
+    values = {**run_values(run_path), **evaluation_values(run_path), **data_values(stats_path), **profile_values(),
+              **compute_values(stats_path)}
+    table, memory_values = memory_table()
+    values.update(memory_values)
+    written = []
+    for name in RUN_TABLES:
+        shutil.copyfile(run_path / "tables" / name, output / name)
+        written.append(output / name)
+    for figure in sorted((run_path / "figures").glob("*.png")):
+        shutil.copyfile(figure, output / "figures" / figure.name)
+        written.append(output / "figures" / figure.name)
+    (output / "memory_m1.md").write_text(table, encoding="utf-8")
+    (output / "run_banner.md").write_text(run_banner(run_path, values), encoding="utf-8")
+    write_json(output / "values.json", dict(sorted(values.items())))
+    written += [output / "memory_m1.md", output / "run_banner.md", output / "values.json"]
+    stamp.write_text(key)
+    return written
+
+
+def value_names(output: Path = OUTPUT) -> list[str]:
+    return sorted(json.loads((output / "values.json").read_text(encoding="utf-8")))

@@ -1,0 +1,103 @@
+"""Run every file the guide includes from snippets/, and the notebook, the way a reader would.
+
+`nox -s snippets` (or `python -m farense_guide.snippets`) copies the project into a scratch folder,
+sets FARENSE_PROFILE=tiny so every command picks the tiny model, then runs snippets/*.sh with bash
+and snippets/*.py with Python in name order (the chapter number leads, so a later chapter finds
+the run an earlier one made), then executes guide/notebook.ipynb. It stops at the first failure
+and names the snippet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from farense_guide import blas
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = Path("guide/notebook.ipynb")
+SKIP = shutil.ignore_patterns(".git", ".venv", ".nox", "site", "runs", "build", "__pycache__", "*.egg-info", ".pytest_cache",
+                              "_generated")
+
+
+def snippet_files(root: Path = ROOT) -> list[Path]:
+    return sorted(p for p in (root / "snippets").iterdir() if p.suffix in (".sh", ".py"))
+
+
+def scratch_copy(destination: Path) -> Path:
+    shutil.copytree(ROOT, destination, ignore=SKIP, dirs_exist_ok=True)
+    (destination / "runs").mkdir(exist_ok=True)
+    return destination
+
+
+def snippet_env(profile: str) -> dict[str, str]:
+    env = blas.openblas_env(dict(os.environ))  # Python snippets import MLX directly
+    env.update({"FARENSE_PROFILE": profile, "PYTHONUNBUFFERED": "1", "TRANSFORMERS_VERBOSITY": "error"})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def command_for(snippet: Path) -> list[str]:
+    return ["bash", "-euo", "pipefail", str(snippet)] if snippet.suffix == ".sh" else [sys.executable, str(snippet)]
+
+
+def run_notebook(path: Path, workdir: Path, env: dict[str, str], timeout: int) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, timeout: int = 900) -> int:
+    env = snippet_env(profile)
+    snippets = [s for s in snippet_files(workdir) if only is None or only in s.name]
+    for snippet in snippets:
+        name = snippet.relative_to(workdir)
+        print(f"── {name}", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run(command_for(snippet), cwd=workdir, env=env, timeout=timeout)
+        if result.returncode != 0:
+            print(f"erro: o snippet {name} falhou (código {result.returncode}).", file=sys.stderr)
+            return 1
+        print(f"   ok ({time.perf_counter() - start:.0f} s)", flush=True)
+    if only is None or only in NOTEBOOK.name:
+        print(f"── {NOTEBOOK}", flush=True)
+        start = time.perf_counter()
+        try:
+            run_notebook(workdir / NOTEBOOK, workdir, env, timeout)
+        except Exception as exc:  # nbclient raises CellExecutionError with the cell and its traceback
+            print(f"erro: o caderno {NOTEBOOK} falhou:\n{exc}", file=sys.stderr)
+            return 1
+        print(f"   ok ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(f"{len(snippets)} snippets e o caderno correram sem erros (perfil {profile}).")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m farense_guide.snippets",
+                                     description="Corre todos os snippets do guia e o caderno, por ordem, numa cópia do projeto.")
+    parser.add_argument("--profile", default="tiny", help="perfil a usar (FARENSE_PROFILE); por omissão: tiny")
+    parser.add_argument("--only", help="corre só os snippets cujo nome contém este texto")
+    parser.add_argument("--keep", type=Path, help="usa esta pasta como cópia de trabalho e não a apaga")
+    args = parser.parse_args(argv)
+    if args.keep:
+        return run_all(scratch_copy(args.keep), args.profile, args.only)
+    with tempfile.TemporaryDirectory(prefix="farense-snippets-") as scratch:
+        return run_all(scratch_copy(Path(scratch)), args.profile, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
