@@ -40,3 +40,23 @@ def run_cli(*args, env=None, **kwargs):
         capture_output=True, text=True, cwd=kwargs.pop("cwd", ROOT),
         env={**os.environ, **(env or {})}, timeout=kwargs.pop("timeout", 300), **kwargs,
     )
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(tmp_path_factory):
+    """Two epochs of the tiny model on a small slice of the Farense data, evaluated and reported (evaluation and site tests)."""
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "data"
+    data.mkdir()
+    for split, count in (("train", 8), ("valid", 6), ("test", 6)):
+        lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:count]
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trained = run_cli("train", "--profile", "tiny", "--runs-dir", str(root), "--run-name", "ev", "--epochs", "2", "--data", str(data),
+                      "--set", "max_steps=null", "--set", "steps_per_eval=2", "--set", "steps_per_report=1")
+    assert trained.returncode == 0, trained.stderr
+    evaluated = run_cli("evaluate", str(root / "ev"), "--max-tokens", "8")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert (root / "ev" / "evaluation" / "EVALUATION_REPORT.md").exists()  # evaluate writes the report too
+    reported = run_cli("report", str(root / "ev"))
+    assert reported.returncode == 0 and "nada a refazer" in reported.stdout, reported.stdout
+    return root / "ev", evaluated.stdout

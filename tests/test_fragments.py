@@ -1,0 +1,71 @@
+"""guide/_generated from a run: values equal the run's JSON, pt-PT formatting, skip when unchanged."""
+
+import json
+
+import pytest
+
+from conftest import ROOT
+
+from farense_guide import fragments
+from farense_guide.errors import FarenseError
+from farense_guide.markdown_values import substitute
+
+
+def test_numbers_are_written_the_portuguese_way():
+    assert fragments.pt(1234.5, 1) == "1 234,5"
+    assert fragments.pt(0.4567, 3) == "0,457"
+    assert fragments.pt(None) == "—"
+    assert fragments.pt_date("2026-11-25T15:46:24+0000") == "25 de novembro de 2026"
+    assert fragments.duration(30) == "1 min" and fragments.duration(6300) == "1 h 45 min"
+
+
+def test_placeholders_are_replaced_and_unknown_names_name_the_line():
+    values = {"run.name": "ref", "eval.tuned.f1": "0,500"}
+    assert substitute(["O run [[run.name]] tem F1 [[eval.tuned.f1]].", "[1, [2]]"], values) == ["O run ref tem F1 0,500.", "[1, [2]]"]
+    with pytest.raises(FarenseError, match=r"cap\.md:2: valor desconhecido \[\[run\.nada\]\]"):
+        substitute(["ok", "o [[run.nada]]"], values, "cap.md")
+
+
+def test_compute_bound_of_a_7b_model_on_an_m1():
+    values = fragments.compute_values(ROOT / "data" / "stats" / "stats.json")
+    assert values["compute.max_tokens_per_second"] == fragments.pt(2.6e12 / (4 * 7e9), 0)
+    stats = json.loads(ROOT / "data" / "stats" / "stats.json".read_text())
+    assert values["compute.train_tokens"] == fragments.pt(stats["splits"]["train"]["tokens_total"], 0)
+
+
+def test_memory_table_is_the_estimator_for_the_m1_profile():
+    from farense_guide.memory import GB, ModelShape
+    from farense_guide.preflight import estimate_for
+    from farense_guide.profiles import load_profile
+
+    table, values = fragments.memory_table()
+    profile = load_profile("m1-16gb")
+    estimate, _ = estimate_for(profile, ModelShape.from_config(profile.model_shape), True)
+    assert values["memory.profile.total_gb"] == fragments.pt(estimate.total / GB, 1)
+    assert fragments.pt(estimate.total / GB, 2) in table.splitlines()[2]
+
+
+def test_generate_takes_every_value_from_the_run_and_skips_when_unchanged(evaluated_run, tmp_path):
+    run, _ = evaluated_run
+    output = tmp_path / "_generated"
+    written = fragments.generate(run, output)
+    assert {p.name for p in written} >= {"values.json", "run_banner.md", "evaluation.md", "memory_m1.md", "loss_curves.png"}
+    values = json.loads((output / "values.json").read_text(encoding="utf-8"))
+    info = json.loads((run / "run.json").read_text())
+    report = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
+    assert values["run.steps_done"] == str(info["steps_done"])
+    assert values["run.kind"] == "demonstração"
+    assert values["eval.tuned.f1"] == fragments.pt(report["tuned"]["f1"]["mean"], 3)
+    assert values["eval.base.auc"] == fragments.pt(report["base"]["auc"], 3)
+    assert (output / "evaluation.md").read_text() == (run / "tables" / "evaluation.md").read_text()
+    assert "demonstração" in (output / "run_banner.md").read_text()
+    assert fragments.generate(run, output) == []
+    assert len(fragments.generate(run, output, force=True)) == len(written)
+
+
+def test_without_a_reference_run_the_error_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FarenseError, match="runs/reference"):
+        fragments.choose_run(None)
+    with pytest.raises(FarenseError, match="run.json"):
+        fragments.choose_run(tmp_path)
