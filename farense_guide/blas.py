@@ -63,6 +63,14 @@ def blas_in_use() -> str:
     return "reference" if blas_paths else "n/a"
 
 
+def stop_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (even by SIGKILL), so training checkpoints and stops."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1  # noqa: N806 (the name in <sys/prctl.h>)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def rerun_with_openblas(argv: list[str]) -> int | None:
     """Re-run this CLI as a child with OpenBLAS preloaded; None when not needed.
 
@@ -75,7 +83,8 @@ def rerun_with_openblas(argv: list[str]) -> int | None:
         return None  # no OpenBLAS here, or it is already preloaded
     env[CHILD_VAR] = "1"
     print(f"BLAS: a usar OpenBLAS ({find_openblas()}) num processo filho.", file=sys.stderr)
-    child = subprocess.Popen([sys.executable, "-m", "farense_guide", *argv], env=env)
+    child = subprocess.Popen([sys.executable, "-m", "farense_guide", *argv], env=env,
+                             preexec_fn=stop_with_parent if sys.platform == "linux" else None)
     # Ctrl-C reaches the whole process group, so the child gets it and decides (training saves
     # a checkpoint first); SIGTERM sent to this process alone is passed on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from farense_guide import metrics
+from farense_guide.errors import FarenseError
 from farense_guide.data.records import read_jsonl
 
 DISTRACTORS = 4  # wrong answers scored per question
@@ -180,18 +181,31 @@ def loss_gap(run_folder) -> dict:
             "gap": valid[-1]["val_loss"] - train[-1]["train_loss"]}
 
 
+def check_trained(run, info: dict) -> None:
+    """Refuse a run whose adapter was never trained: the "fine-tuned" model would be the base."""
+    if not (run.adapters / "adapters.safetensors").is_file():
+        raise FarenseError(f"{run.path}: não há adaptador em {run.adapters}.", f"treine-o primeiro: farense-guide train --resume {run.path}")
+    if info.get("status") == "failed_nan" and not info.get("best", {}).get("step"):
+        raise FarenseError(f"{run.path}: o treino falhou (perda NaN) antes de qualquer validação; o adaptador não foi treinado.",
+                           "comece um run novo com uma taxa de aprendizagem mais baixa (--learning-rate)")
+
+
 def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96) -> dict:
     """Evaluate base and fine-tuned on test (threshold from valid); write run/evaluation/."""
     import csv
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from farense_guide.models import file_sha256
     from farense_guide.runs import RunFolder, write_json
 
     run = RunFolder(run_path)
     info = run.read_run()
+    check_trained(run, info)
     data = Path(info["profile"]["data"])
     limit = limit or info["profile"].get("eval_limit")
+    if limit is not None and limit < 2:
+        raise FarenseError(f"--limit {limit}: são precisas pelo menos 2 perguntas (as respostas das outras servem de distratores).")
     test, valid = load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
     epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
     variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}
@@ -216,6 +230,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
     folder.mkdir(parents=True, exist_ok=True)
     report = {
         "run": info["name"], "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
+        "data": {name: {"path": str(data / f"{name}.jsonl"), "sha256": file_sha256(data / f"{name}.jsonl")} for name in ("test", "valid")},
         "distractors": DISTRACTORS, "out_of_scope_items": sum(i.kind == "out_of_scope" for i in test),
         "base": results["base"]["summary"], "tuned": results["tuned"]["summary"], "loss_gap": loss_gap(run),
         "epochs": {name.split("-")[1]: results[name]["summary"] for name in variants if name.startswith("epoch-")},

@@ -16,20 +16,22 @@ the hash of all inputs skips the work when nothing changed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from farense_guide import metrics
 from farense_guide.errors import FarenseError
+from farense_guide.pt_format import duration, pt, pt_date, pt_scientific
 from farense_guide.runs import RunFolder, read_json, write_json
 
 OUTPUT = Path("guide/_generated")
 REFERENCE = Path("runs/reference")
 STAMP = ".fragments-stamp"
 RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
-MONTHS = ("janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro", "dezembro")
 
 # Metal's recommendedMaxWorkingSetSize on a 16 GB M1, as llama.cpp logs it ("10922.67 MB", MiB):
 # about two thirds of the RAM; the GPU may not use more (llama-cpp-python issue 687 shows the line).
@@ -40,27 +42,7 @@ M1_GPU_FLOPS = 2.6e12
 # gradient with respect to the activations (no weight gradients for the frozen base).
 FLOPS_PER_PARAMETER_TOKEN = 4
 SEVEN_B_PARAMETERS = 7e9
-STORY_CLAIMED_TOKENS_PER_SECOND = 300  # the lower end of what the story's 7B guide claimed on an M1
-
-
-def pt(value: float | None, digits: int = 2) -> str:
-    """A number as pt-PT writes it: decimal comma, a space between thousands."""
-    if value is None:
-        return "—"
-    text = f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
-    return text
-
-
-def pt_date(stamp: str) -> str:
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
-    return f"{when.day} de {MONTHS[when.month - 1]} de {when.year}"
-
-
-def duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{max(minutes, 1)} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+STORY_CLAIMED_TOKENS_PER_SECOND = (300, 500)  # what the story's 7B guide claimed on an M1
 
 
 def describe_machine(machine: dict) -> str:
@@ -110,7 +92,10 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
     if not path.exists():
         raise FarenseError(f"{path}: o run ainda não foi avaliado.", hint=f"farense-guide evaluate {run_path}")
     report = read_json(path)
-    values = {"items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
+    defaults = inspect.signature(metrics.bootstrap_interval).parameters
+    values = {"bootstrap_resamples": str(defaults["resamples"].default),
+              "bootstrap_confidence": pt(100 * defaults["confidence"].default, 0) + "%",
+              "items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
               "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não"}
     for variant in ("base", "tuned"):
         summary = report[variant]
@@ -162,14 +147,14 @@ def profile_values() -> dict[str, str]:
                   "warmup_steps": profile.warmup_steps, "save_every": profile.save_every,
                   "keep_checkpoints": profile.keep_checkpoints, "steps_per_eval": profile.steps_per_eval,
                   "early_stopping_patience": profile.early_stopping_patience,
-                  "memory_limit_gb": profile.memory_limit_gb or "—"}
+                  "memory_limit_gb": profile.memory_limit_gb or "—", "eval_limit": profile.eval_limit or "—", "seed": profile.seed}
         values.update({f"profile.{path.stem}.{key}": str(value) for key, value in fields.items()})
     return values
 
 
 def memory_rows() -> list[tuple[str, str, object]]:
     """The m1-16gb profile (Mistral-7B, 4 bits) and the variations the guide discusses."""
-    from farense_guide.memory import ModelShape
+    from farense_guide.memory import ModelShape, estimate_memory
     from farense_guide.preflight import estimate_for
     from farense_guide.profiles import load_profile
 
@@ -184,9 +169,12 @@ def memory_rows() -> list[tuple[str, str, object]]:
         ("seq1024", "batch 2 × 1024, com checkpointing", replace(profile, max_seq_length=1024), True),
         ("rank16", "LoRA rank 16, com checkpointing", replace(profile, lora=replace(profile.lora, rank=16)), True),
         ("all_layers", "todas as 32 camadas com LoRA, com checkpointing", replace(profile, lora=replace(profile.lora, num_layers=32)), True),
-        ("float16", "base em float16 (LoRA sem quantização), com checkpointing", profile, False),
     ]
-    return [(key, label, estimate_for(variant, shape, quantized)[0]) for key, label, variant, quantized in variations]
+    rows = [(key, label, estimate_for(variant, shape, quantized)[0]) for key, label, variant, quantized in variations]
+    float16 = estimate_memory(shape, weight_bits=None, compute_bytes=2, lora_rank=profile.lora.rank, lora_layers=profile.lora.num_layers,
+                              batch_size=profile.batch_size, seq_length=profile.max_seq_length, grad_checkpoint=True,
+                              lora_dropout=profile.lora.dropout)
+    return [*rows, ("float16", "base em float16, sem quantização (LoRA), com checkpointing", float16)]
 
 
 def memory_table() -> tuple[str, dict[str, str]]:
@@ -200,6 +188,7 @@ def memory_table() -> tuple[str, dict[str, str]]:
         cells = [pt(x / GB, 2) for x in (estimate.weights, estimate.lora, estimate.activations, estimate.logits, estimate.total)]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {verdict(estimate.total, M1_16GB_WORKING_SET)} |")
         values[f"memory.{key}.total_gb"] = pt(estimate.total / GB, 1)
+        values[f"memory.{key}.weights_gb"] = pt(estimate.weights / GB, 1)
         values[f"memory.{key}.verdict"] = verdict(estimate.total, M1_16GB_WORKING_SET)
     values["memory.lora_parameters"] = pt(rows[0][2].lora_parameters, 0)
     note = ("\nEm GB (10⁹ bytes), no pico de um passo de treino. O limite do M1 de 16 GB é o que o Metal deixa a GPU usar "
@@ -208,17 +197,21 @@ def memory_table() -> tuple[str, dict[str, str]]:
 
 
 def compute_values(stats_path: Path) -> dict[str, str]:
-    """The compute bound of chapter 11: a 7B model on the M1 GPU, and 3 epochs of the Farense data."""
+    """The compute bound of chapter 11: a 7B model on the M1 GPU, and the m1-16gb profile's epochs of the Farense data."""
+    from farense_guide.profiles import load_profile
+
+    epochs = load_profile("m1-16gb").epochs
     flops_per_token = FLOPS_PER_PARAMETER_TOKEN * SEVEN_B_PARAMETERS
     ceiling = M1_GPU_FLOPS / flops_per_token
     train_tokens = read_json(stats_path)["splits"]["train"]["tokens_total"]
     epoch_seconds = train_tokens / ceiling
-    return {"compute.flops_per_token": f"{flops_per_token:.1e}".replace(".", ",").replace("e+", " × 10^"),
+    return {"compute.flops_per_token": pt_scientific(flops_per_token),
             "compute.m1_tflops": pt(M1_GPU_FLOPS / 1e12, 1), "compute.max_tokens_per_second": pt(ceiling, 0),
             "compute.train_tokens": pt(train_tokens, 0), "compute.epoch_minutes": pt(epoch_seconds / 60, 0),
-            "compute.three_epochs_minutes": pt(3 * epoch_seconds / 60, 0),
-            "compute.story_claim": str(STORY_CLAIMED_TOKENS_PER_SECOND),
-            "compute.story_claim_ratio": pt(STORY_CLAIMED_TOKENS_PER_SECOND / ceiling, 1)}
+            "compute.profile_epochs_minutes": pt(epochs * epoch_seconds / 60, 0),
+            "compute.story_claim": str(STORY_CLAIMED_TOKENS_PER_SECOND[0]),
+            "compute.story_claim_high": str(STORY_CLAIMED_TOKENS_PER_SECOND[1]),
+            "compute.story_claim_ratio": pt(STORY_CLAIMED_TOKENS_PER_SECOND[0] / ceiling, 1)}
 
 
 def run_banner(run_path: Path, values: dict[str, str]) -> str:

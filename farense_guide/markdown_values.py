@@ -34,7 +34,7 @@ def substitute(lines: list[str], values: dict[str, str], source: str = "?") -> l
     for number, line in enumerate(lines, 1):
         for name in PLACEHOLDER.findall(line):
             if name not in values:
-                raise FarenseError(f"{source}:{number}: valor desconhecido [[{name}]]",
+                raise FarenseError(f"{source}:{number}: valor desconhecido [[{name}]] na linha «{line.strip()[:80]}»",
                                    hint="os nomes válidos estão em guide/_generated/values.json")
     return [PLACEHOLDER.sub(lambda match: values[match.group(1)], line) for line in lines]
 

@@ -200,7 +200,7 @@ def hub_model(repo_id: str) -> Path:
     except Exception:
         pass  # not in the local cache
     offline_hint = (
-        f"com internet, descarregue-o uma vez: huggingface-cli download {repo_id}; "
+        f"com internet, descarregue-o uma vez: hf download {repo_id}; "
         "ou indique uma pasta local com config.json e *.safetensors"
     )
     if os.environ.get("HF_HUB_OFFLINE") == "1":

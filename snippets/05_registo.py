@@ -8,7 +8,7 @@ from farense_guide.models import load_tokenizer
 with open("data/train.jsonl", encoding="utf-8") as ficheiro:
     registos = [json.loads(linha) for linha in ficheiro]
 
-registo = registos[1]
+registo = next(r for r in registos if len(r["messages"]) == 3)  # o primeiro de uma só pergunta
 for mensagem in registo["messages"]:
     print(f"{mensagem['role']:>9}: {mensagem['content']}")
 print("     meta:", registo["meta"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capítulo 5: validar os dados do Farense e gerar as estatísticas.
-# O perfil só dá o tokenizador e o max_seq_length; o tiny dos testes tem um limite mais baixo que o
-# dos perfis reais, por isso estes comandos indicam o perfil smollm2.
+# O perfil só dá o tokenizador e o max_seq_length. Estes comandos indicam o perfil smollm2 (o do guia e
+# do cartão de dados), mesmo quando os testes correm com FARENSE_PROFILE=tiny.
 set -euo pipefail
 # --8<-- [start:validar]
 farense-guide data validate data --profile smollm2

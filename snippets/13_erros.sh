@@ -2,6 +2,8 @@
 # Capítulo 13: provoca de propósito erros documentados no capítulo e confirma, para cada um, que a CLI
 # sai com código diferente de zero e escreve o texto que o capítulo cita. Precisa de runs/farense (capítulo 8).
 set -euo pipefail
+# sem runs/farense, `train --run-name farense` abaixo começaria um treino a sério em vez de falhar
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
 
 # --8<-- [start:espera_erro]
 # espera_erro TEXTO COMANDO...: corre o comando, exige que ele falhe e que escreva TEXTO
@@ -23,6 +25,10 @@ espera_erro() {
 ENSAIOS="$(mktemp -d)"   # uma pasta temporária para os ensaios
 # --8<-- [end:espera_erro]
 trap 'rm -rf "$ENSAIOS"' EXIT
+
+# --8<-- [start:arquitetura]
+python -c "import platform; print(platform.machine())"
+# --8<-- [end:arquitetura]
 
 # --8<-- [start:perfil]
 espera_erro "desconhecido" farense-guide train --profile inexistente

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import run_cli
 
+from farense_guide.pt_format import pt
+
 FIGURES = {"loss_curves.png", "throughput_memory.png", "metrics_overview.png", "epoch_analysis.png", "confusion_matrix.png",
            "roc_curve.png", "token_lengths.png"}
 
@@ -33,7 +35,8 @@ def test_report_json_csv_and_predictions_agree(evaluated_run):
 
 
 def numbers(text):
-    return [float(n) for n in re.findall(r"-?\d+\.\d+", text)]
+    """The numbers of a pt-PT table: «1 234,56» -> 1234.56."""
+    return [float(n.replace(" ", "").replace(",", ".")) for n in re.findall(r"-?\d{1,3}(?: \d{3})*,\d+", text)]
 
 
 def test_every_number_in_the_tables_is_the_json(evaluated_run):
@@ -56,7 +59,7 @@ def test_every_number_in_the_tables_is_the_json(evaluated_run):
                                         report["base"]["top1_accuracy"]["mean"], report["base"]["auc"]], abs=5e-4)
     training = (run / "tables" / "training.md").read_text()
     info = json.loads((run / "run.json").read_text())
-    assert f"{info['best']['val_loss']:.3f}" in training and f"{info['throughput']['tokens_per_second']:.1f}" in training
+    assert pt(info["best"]["val_loss"], 3) in training and pt(info["throughput"]["tokens_per_second"], 1) in training
     assert (run / "evaluation" / "EVALUATION_REPORT.md").read_text().count("![") == len(FIGURES)
 
 

@@ -15,6 +15,7 @@ def test_numbers_are_written_the_portuguese_way():
     assert fragments.pt(1234.5, 1) == "1 234,5"
     assert fragments.pt(0.4567, 3) == "0,457"
     assert fragments.pt(None) == "—"
+    assert fragments.pt_scientific(2.8e10) == "2,8 × 10¹⁰"
     assert fragments.pt_date("2026-11-25T15:46:24+0000") == "25 de novembro de 2026"
     assert fragments.duration(30) == "1 min" and fragments.duration(6300) == "1 h 45 min"
 
@@ -29,7 +30,7 @@ def test_placeholders_are_replaced_and_unknown_names_name_the_line():
 def test_compute_bound_of_a_7b_model_on_an_m1():
     values = fragments.compute_values(ROOT / "data" / "stats" / "stats.json")
     assert values["compute.max_tokens_per_second"] == fragments.pt(2.6e12 / (4 * 7e9), 0)
-    stats = json.loads(ROOT / "data" / "stats" / "stats.json".read_text())
+    stats = json.loads((ROOT / "data" / "stats" / "stats.json").read_text())
     assert values["compute.train_tokens"] == fragments.pt(stats["splits"]["train"]["tokens_total"], 0)
 
 

@@ -93,6 +93,8 @@ def test_sigkill_and_resume_give_the_uninterrupted_adapter(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    shown = run_cli("monitor", str(run), "--once")
+    assert "parado sem aviso" in shown.stdout, shown.stdout  # run.json still says running; its process is gone
 
     # 3. Resume to the end.
     resumed = run_cli("train", "--resume", str(run))

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from farense_guide.errors import FarenseError
+
 DATA_SPLITS = ("train", "valid", "test")
 # The system prompt of every example in data/: the chat command uses it too.
 FARENSE_SYSTEM_PROMPT = (
@@ -86,5 +88,15 @@ def split_files(folder: Path) -> dict[str, Path]:
 
 
 def load_split(folder: Path, name: str, system_prompt: str | None = None) -> list[dict]:
-    """One split as records mlx-lm takes, {"question", "answer"} pairs converted to chat."""
-    return [to_chat(r, system_prompt) for r in read_jsonl(Path(folder) / f"{name}.jsonl")]
+    """One split as records mlx-lm takes, {"question", "answer"} pairs converted to chat; invalid data stops here."""
+    from farense_guide.data.validate import check_file
+
+    path = Path(folder) / f"{name}.jsonl"
+    if not path.is_file():
+        raise FarenseError(f"{path}: não existe.", hint="farense-guide data split <ficheiro.jsonl> cria train/valid/test")
+    problems = check_file(path, str(path)).problems
+    if problems:
+        first = problems[0]
+        raise FarenseError(f"{first.path}:{first.line}: {first.message} ({len(problems)} problema(s) neste ficheiro)",
+                           hint=f"farense-guide data validate {folder} lista-os todos")
+    return [to_chat(r, system_prompt) for r in read_jsonl(path)]

@@ -1,0 +1,33 @@
+"""Numbers, dates and durations as pt-PT writes them: «1 234,5», «25 de novembro de 2026», «1 h 05 min»."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+MONTHS = ("janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro", "dezembro")
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def pt(value: float | None, digits: int = 2) -> str:
+    """Decimal comma, a space between thousands; '—' for a missing value."""
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
+
+
+def pt_scientific(value: float, digits: int = 1) -> str:
+    """2.8e10 -> «2,8 × 10¹⁰»."""
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa.replace('.', ',')} × 10{str(int(exponent)).translate(SUPERSCRIPT)}"
+
+
+def pt_date(stamp: str) -> str:
+    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    return f"{when.day} de {MONTHS[when.month - 1]} de {when.year}"
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Capítulo 9: um instantâneo do run do capítulo 8.
+set -euo pipefail
+# --8<-- [start:monitor]
+farense-guide monitor runs/farense --once
+# --8<-- [end:monitor]
+farense-guide monitor runs/farense --once | grep -q "perda de validação"
