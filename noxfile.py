@@ -60,7 +60,7 @@ def blas_env() -> dict[str, str]:
 def step(session: nox.Session, name: str, *command: str) -> None:
     """Run one pipeline step; on failure stop with the step named."""
     try:
-        session.run(*command, env=blas_env())
+        session.run(*command, env={**blas_env(), "NO_MKDOCS_2_WARNING": "1"})
     except nox.command.CommandFailed:
         session.error(f"o passo '{name}' falhou: {' '.join(command)}")
 
@@ -160,7 +160,7 @@ def serve(session: nox.Session) -> None:
     """Pré-visualização ao vivo do site em http://127.0.0.1:8000 (mkdocs serve)."""
     install(session)
     build_fragments(session)
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python=PYTHON)

@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from farense_guide import blas  # noqa: E402
+from farense_guide.preflight import cpu_name  # noqa: E402
 
 
 def versions() -> str:
@@ -26,15 +27,6 @@ def versions() -> str:
         except PackageNotFoundError:
             pass
     return ", ".join(found)
-
-
-def processor() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def main() -> None:
@@ -52,7 +44,7 @@ def main() -> None:
         "",
         f"Gerado por `python bench/run_all.py` em {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
-        f"- máquina: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {processor()}",
+        f"- máquina: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {cpu_name()}",
         f"- Python {platform.python_version()}; {versions()}",
         "- cada razão compara duas medições da mesma execução; os valores absolutos dependem da máquina.",
         "",

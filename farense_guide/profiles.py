@@ -135,8 +135,8 @@ def check_values(profile: Profile) -> Profile:
     for key, value in (("lora.rank", profile.lora.rank), ("max_steps", profile.max_steps), ("eval_limit", profile.eval_limit)):
         if value is not None and (not isinstance(value, int) or value < (2 if key == "eval_limit" else 1)):
             raise FarenseError(f"perfil {profile.name}: {key} inválido ({value!r}).")
-    if not profile.learning_rate > 0:
-        raise FarenseError(f"perfil {profile.name}: learning_rate tem de ser positivo (recebido {profile.learning_rate!r}).")
+    if not profile.learning_rate >= 0:
+        raise FarenseError(f"perfil {profile.name}: learning_rate não pode ser negativo (recebido {profile.learning_rate!r}).")
     return profile
 
 

@@ -61,9 +61,9 @@ def run_notebook(path: Path, workdir: Path, env: dict[str, str], timeout: int) -
         os.environ.update(saved)
 
 
-def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, timeout: int = 900) -> int:
+def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, start: str | None = None, timeout: int = 900) -> int:
     env = snippet_env(profile)
-    snippets = [s for s in snippet_files(workdir) if only is None or only in s.name]
+    snippets = [s for s in snippet_files(workdir) if (only is None or only in s.name) and (start is None or s.name >= start)]
     for snippet in snippets:
         name = snippet.relative_to(workdir)
         print(f"── {name}", flush=True)
@@ -91,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Corre todos os snippets do guia e o caderno, por ordem, numa cópia do projeto.")
     parser.add_argument("--profile", default="tiny", help="perfil a usar (FARENSE_PROFILE); por omissão: tiny")
     parser.add_argument("--only", help="corre só os snippets cujo nome contém este texto")
-    parser.add_argument("--keep", type=Path, help="usa esta pasta como cópia de trabalho e não a apaga")
+    parser.add_argument("--from", dest="start", metavar="NOME", help="começa neste snippet (p. ex. 11_), saltando os anteriores")
+    parser.add_argument("--keep", type=Path, help="usa esta pasta como cópia de trabalho e não a apaga (para retomar com --from)")
     args = parser.parse_args(argv)
     if args.keep:
-        return run_all(scratch_copy(args.keep), args.profile, args.only)
+        return run_all(scratch_copy(args.keep), args.profile, args.only, args.start)
     with tempfile.TemporaryDirectory(prefix="farense-snippets-") as scratch:
-        return run_all(scratch_copy(Path(scratch)), args.profile, args.only)
+        return run_all(scratch_copy(Path(scratch)), args.profile, args.only, args.start)
 
 
 if __name__ == "__main__":

@@ -20,5 +20,6 @@ print(f"FLOPs por token treinado: {flops_por_token:.2e}")
 print(f"teto num M1 ({M1_GPU_FLOPS / 1e12:.1f} TFLOP/s): {teto:.0f} tokens/s")
 print(f"uma época ({tokens_treino} tokens): pelo menos {tokens_treino / teto / 60:.0f} min; "
       f"{perfil.epochs} épocas: pelo menos {perfil.epochs * tokens_treino / teto / 60:.0f} min")
-print(f"{STORY_CLAIMED_TOKENS_PER_SECOND} tokens/s seriam {STORY_CLAIMED_TOKENS_PER_SECOND / teto:.1f} vezes o teto")
+for anunciado in STORY_CLAIMED_TOKENS_PER_SECOND:  # o que a história anunciava
+    print(f"{anunciado} tokens/s seriam {anunciado / teto:.1f} vezes o teto")
 # --8<-- [end:limite]

@@ -82,3 +82,33 @@ def test_nox_lists_sessions_with_portuguese_docstrings():
         line = next(row for row in result.stdout.splitlines() if row.split()[1:2] == [session])
         assert " -> " in line, line
     assert "Verifica a máquina" in result.stdout
+
+
+@pytest.mark.parametrize("option, key", [("--grad-accumulation", "grad_accumulation"), ("--batch-size", "batch_size"),
+                                         ("--epochs", "epochs")])
+def test_a_zero_that_would_crash_training_is_refused_with_the_key(tmp_path, option, key):
+    result = run_cli("train", "--profile", "tiny", "--runs-dir", str(tmp_path), option, "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{key} tem de ser um inteiro maior ou igual a 1 (recebido 0)" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_training_names_the_first_broken_line_before_loading_the_model(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("source", "stats", "*.md", "*.py"))
+    lines = (data / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[4] = lines[4][:-3]  # cut the closing braces of line 5
+    (data / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("train", "--profile", "tiny", "--runs-dir", str(tmp_path / "runs"), "--data", str(data))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{data / 'train.jsonl'}:5: JSON inválido" in result.stderr
+    assert f"farense-guide data validate {data}" in result.stderr
+
+
+def test_evaluate_refuses_a_run_without_a_trained_adapter(tmp_path):
+    run = tmp_path / "vazio"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"name": "vazio", "status": "running", "profile": {"data": "data"}}))
+    result = run_cli("evaluate", str(run))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"não há adaptador em {run / 'adapters'}" in result.stderr and f"train --resume {run}" in result.stderr
