@@ -100,7 +100,9 @@ def test_site_in_a_real_browser(project, served):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_or_skip(), args=["--no-sandbox"])
+        # Without the OpenBLAS LD_PRELOAD that `nox -s tests` sets for MLX: preloaded, Chromium's zygote dies.
+        env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
+        browser = playwright.chromium.launch(executable_path=chromium_or_skip(), args=["--no-sandbox"], env=env)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []
         page.on("console", lambda message: errors.append(f"{page.url}: {message.text}") if message.type == "error" else None)
