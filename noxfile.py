@@ -149,10 +149,19 @@ def build_fragments(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Constrói o site do guia (MkDocs Material, modo estrito) em site/, com os números de runs/reference (ou `-- --run runs/<nome>`)."""
+    """Constrói o site do guia (MkDocs Material, modo estrito) em site/, com o PDF, com os números de runs/reference (ou `-- --run runs/<nome>`)."""
     install(session)
     build_fragments(session)
+    step(session, "pdf", "farense-guide", "pdf")  # the site links to it
     step(session, "docs", "mkdocs", "build", "--strict")
+
+
+@nox.session(python=PYTHON)
+def pdf(session: nox.Session) -> None:
+    """Gera o guia num só PDF (reportlab) a partir dos mesmos capítulos: guide/_generated/GUIA_COMPLETO_LLM_MLX_M1.pdf."""
+    install(session)
+    build_fragments(session)
+    step(session, "pdf", "farense-guide", "pdf")
 
 
 @nox.session(python=PYTHON)
@@ -160,6 +169,7 @@ def serve(session: nox.Session) -> None:
     """Pré-visualização ao vivo do site em http://127.0.0.1:8000 (mkdocs serve)."""
     install(session)
     build_fragments(session)
+    step(session, "pdf", "farense-guide", "pdf")
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", env={"NO_MKDOCS_2_WARNING": "1"})
 
 

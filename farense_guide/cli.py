@@ -133,6 +133,20 @@ def add_fragments(commands) -> None:
     parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
 
 
+def add_pdf(commands) -> None:
+    parser = commands.add_parser(
+        "pdf",
+        help="gera o guia num só PDF, a partir dos mesmos capítulos que o site",
+        description="Lê a ordem dos capítulos de mkdocs.yml, resolve os mesmos snippets e valores que o site e escreve "
+        "guide/_generated/GUIA_COMPLETO_LLM_MLX_M1.pdf (capa, índice com páginas, marcadores, cabeçalhos). Os valores vêm "
+        "de guide/_generated/: com --run, gera-os primeiro a partir desse run. Sem alterações não refaz nada.",
+    )
+    parser.add_argument("--run", type=Path, help="gera primeiro os fragmentos do guia a partir deste run (como `fragments --run`)")
+    parser.add_argument("--config", type=Path, default=Path("mkdocs.yml"), help="configuração do MkDocs (por omissão: mkdocs.yml)")
+    parser.add_argument("--output", type=Path, help="ficheiro PDF (por omissão: guide/_generated/GUIA_COMPLETO_LLM_MLX_M1.pdf)")
+    parser.add_argument("--force", action="store_true", help="refaz o PDF mesmo que nada tenha mudado")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="farense-guide",
@@ -149,6 +163,7 @@ def build_parser() -> Parser:
     add_evaluate(commands)
     add_report(commands)
     add_fragments(commands)
+    add_pdf(commands)
     return parser
 
 
@@ -215,6 +230,25 @@ def run_fragments_command(args) -> int:
     return 0
 
 
+def run_pdf_command(args) -> int:
+    import time
+
+    from farense_guide.fragments import generate
+    from farense_guide.pdf import build_pdf
+
+    if args.run:
+        generate(args.run, args.config.parent / "guide" / "_generated")
+    start = time.perf_counter()
+    written = build_pdf(args.config, args.output, args.force)
+    if written is None:
+        print("PDF já atualizado (nada a refazer)")
+    else:
+        from pypdf import PdfReader
+
+        print(f"{written}: {len(PdfReader(written).pages)} páginas em {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def run_monitor_command(args) -> int:
     from farense_guide.monitor import monitor
 
@@ -224,7 +258,7 @@ def run_monitor_command(args) -> int:
 HANDLERS = {
     "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
     "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
-    "report": run_report_command, "fragments": run_fragments_command,
+    "report": run_report_command, "fragments": run_fragments_command, "pdf": run_pdf_command,
 }
 ARGV: list[str] = []
 

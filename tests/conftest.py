@@ -60,3 +60,15 @@ def evaluated_run(tmp_path_factory):
     reported = run_cli("report", str(root / "ev"))
     assert reported.returncode == 0 and "nada a refazer" in reported.stdout, reported.stdout
     return root / "ev", evaluated.stdout
+
+
+@pytest.fixture(scope="session")
+def site_project(tmp_path_factory, evaluated_run):
+    """A copy of the project whose guide/_generated (values, tables, figures, PDF) comes from the tiny evaluated run."""
+    from farense_guide.snippets import scratch_copy
+
+    copy = scratch_copy(tmp_path_factory.mktemp("site-project"))
+    run, _ = evaluated_run
+    made = run_cli("pdf", "--run", str(run), cwd=copy)
+    assert made.returncode == 0, made.stderr
+    return copy

@@ -19,26 +19,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
+
+from farense_guide.pdf import PDF_NAME
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = os.environ.get("FARENSE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, evaluated_run):
-    """A copy of the project whose guide/_generated comes from the tiny evaluated run."""
-    from farense_guide.snippets import scratch_copy
-
-    copy = scratch_copy(tmp_path_factory.mktemp("site-project"))
-    run, _ = evaluated_run
-    made = run_cli("fragments", "--run", str(run), cwd=copy)
-    assert made.returncode == 0, made.stderr
-    return copy
-
-
-@pytest.fixture(scope="module")
-def site(project):
+def site(site_project):
+    project = site_project
     built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", "site"], cwd=project, capture_output=True,
                            text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
     assert built.returncode == 0, built.stderr[-3000:]
@@ -55,7 +46,8 @@ def nav_pages(project: Path) -> list[str]:
     return pages
 
 
-def test_every_chapter_is_built_with_values_from_the_run(project, site):
+def test_every_chapter_is_built_with_values_from_the_run(site_project, site):
+    project = site_project
     values = json.loads((project / "guide" / "_generated" / "values.json").read_text(encoding="utf-8"))
     for page in nav_pages(project):
         assert (site / page / "index.html").is_file(), page
@@ -65,9 +57,11 @@ def test_every_chapter_is_built_with_values_from_the_run(project, site):
     assert not re.findall(r"\[\[[a-z0-9_.-]+\]\]", html)  # every placeholder replaced (code like df[["a"]] stays)
     for figure in (project / "guide" / "_generated" / "figures").glob("*.png"):
         assert (site / "_generated" / "figures" / figure.name).read_bytes() == figure.read_bytes()
+    assert (site / "_generated" / PDF_NAME).is_file() and f'href="_generated/{PDF_NAME}"' in (site / "index.html").read_text()
 
 
-def test_an_unknown_value_name_stops_the_build(project, tmp_path):
+def test_an_unknown_value_name_stops_the_build(site_project, tmp_path):
+    project = site_project
     broken = tmp_path / "broken"
     shutil.copytree(project, broken, ignore=shutil.ignore_patterns("site"))
     chapter = broken / "guide" / "16-conclusoes.md"
@@ -95,7 +89,8 @@ def served(site):
     server.shutdown()
 
 
-def test_site_in_a_real_browser(project, served):
+def test_site_in_a_real_browser(site_project, served):
+    project = site_project
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
