@@ -18,7 +18,8 @@ from farense_guide.train_cli import add_train_commands, run_train_command
 MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate"}
 
 ARGPARSE_MESSAGES = {
-    "the following arguments are required: data_command": "falta a ação (validate, clean, split ou stats)",
+    "the following arguments are required: AÇÃO": "falta a ação (validate, clean, split ou stats)",
+    "argument ": "argumento ",
     "the following arguments are required": "faltam argumentos obrigatórios",
     "invalid choice": "escolha inválida",
     "choose from": "escolha entre",

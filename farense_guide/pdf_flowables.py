@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from markdown_it.tree import SyntaxTreeNode
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_CENTER
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -86,6 +86,7 @@ class Renderer:
         self.width, self.height, self.base, self.chapter = width, height, base, chapter
         self.styles = styles()
         self.sections = 0
+        self.in_box = False  # headings inside an admonition are small and stay out of the TOC
 
     # -- inline text -------------------------------------------------------------------------
     def inline(self, node: SyntaxTreeNode) -> str:
@@ -125,6 +126,8 @@ class Renderer:
     def heading(self, node: SyntaxTreeNode) -> list:
         level = int(node.tag[1])
         text = ATTR_LIST.sub("", self.inline(node.children[0]))  # "Título {#ancora}": attr_list's braces are for the site only
+        if self.in_box:
+            return [Paragraph(text, self.styles["h4"])]
         paragraph = Paragraph(text, self.styles[f"h{min(level, 4)}"])
         if level <= 2:
             self.sections += 1
@@ -155,25 +158,23 @@ class Renderer:
         return flowables
 
     def table(self, node: SyntaxTreeNode) -> list:
-        rows, aligns = [], []
+        rows = []
         for section in node.children:  # thead, tbody
             for row in section.children:
                 cells = []
                 for cell in row.children:
                     style = self.styles["cell_head"] if cell.type == "th" else self.styles["cell"]
+                    if "right" in str(cell.attrs.get("style", "")):  # a `---:` column
+                        style = ParagraphStyle(f"{style.name}-direita", style, alignment=TA_RIGHT)
                     cells.append(Paragraph(self.inline(cell.children[0]) if cell.children else "", style))
-                    if section.type == "thead":
-                        aligns.append("RIGHT" if "right" in str(cell.attrs.get("style", "")) else "LEFT")
                 rows.append(cells)
         columns = max(len(r) for r in rows)
         rows = [r + [Paragraph("", self.styles["cell"])] * (columns - len(r)) for r in rows]
         table = Table(rows, colWidths=column_widths(rows, self.width), repeatRows=1, hAlign="LEFT")
-        commands = [("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#bdbdbd")),
-                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8f5e9")),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 3),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]
-        commands += [("ALIGN", (i, 0), (i, -1), a) for i, a in enumerate(aligns) if a == "RIGHT"]
-        table.setStyle(TableStyle(commands))
+        table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#bdbdbd")),
+                                   ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8f5e9")),
+                                   ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 3),
+                                   ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
         return [table, Spacer(1, 8)]
 
     def bullet_list(self, node: SyntaxTreeNode, ordered: bool) -> list:
@@ -199,9 +200,9 @@ class Renderer:
                 for start in range(0, len(lines), CODE_ROWS_PER_CELL):
                     rows.append([self.code("\n".join(lines[start:start + CODE_ROWS_PER_CELL]), width=inner)])
             else:
-                saved, self.width = self.width, inner
+                saved, self.width, self.in_box = self.width, inner, True
                 rows += [[f] for f in self.block(child)]
-                self.width = saved
+                self.width, self.in_box = saved, False
         box = Table(rows or [[""]], colWidths=[self.width], hAlign="LEFT")
         box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fafafa")),
                                  ("LINEBEFORE", (0, 0), (0, -1), 3, colour), ("BOX", (0, 0), (-1, -1), 0.3, colour),

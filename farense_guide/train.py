@@ -293,7 +293,8 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     valid_set = CacheDataset(ChatDataset(records["valid"], tokenizer, mask_prompt=profile.mask_prompt))
     steps_per_epoch = len(train_set) // profile.batch_size
     if steps_per_epoch == 0:
-        raise FarenseError(f"o treino tem {len(train_set)} exemplos, menos do que batch_size={profile.batch_size}.")
+        count = f"{len(train_set)} exemplo" + ("" if len(train_set) == 1 else "s")
+        raise FarenseError(f"o treino tem {count}, menos do que batch_size={profile.batch_size}.")
     full_steps = profile.epochs * steps_per_epoch
     total_steps = min(full_steps, profile.max_steps) if profile.max_steps else full_steps
     total_steps -= total_steps % profile.grad_accumulation

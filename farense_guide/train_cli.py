@@ -143,5 +143,6 @@ def report_end(info: dict, run) -> int:
         return 1
     label = "terminado" if status == "completed" else "parado cedo (a perda de validação deixou de melhorar)"
     print(f"Treino {label}: {step} passos; melhor perda de validação {best['val_loss']:.4f} no passo {best['step']}.\n"
-          f"Adaptadores em {run.adapters} (o melhor), {run.adapters / 'last'} e {run.adapters}/epoch-N.")
+          f"Adaptadores em {run.adapters} (o melhor) e {run.adapters / 'last'}"
+          + (f", e um por época em {run.adapters}/epoch-N." if list(run.adapters.glob("epoch-*")) else "."))
     return 0
