@@ -80,7 +80,7 @@ def chat(model: str, adapter: Path | None, question: str | None, system: str | N
     print("Conversa com o modelo. Escreva 'sair' (ou Ctrl-D) para terminar.")
     while True:
         try:
-            text = input("\nvocê> ").strip()
+            text = input("\npergunta> ").strip()
         except EOFError:
             print()
             return
