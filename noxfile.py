@@ -141,18 +141,19 @@ def guide_run(session: nox.Session) -> str:
     return DEMO_RUN
 
 
-def build_fragments(session: nox.Session) -> None:
+def build_guide(session: nox.Session) -> None:
+    """guide/_generated from the run, then the PDF (the site links to it)."""
     run = guide_run(session)
     step(session, "report", "farense-guide", "report", run)
     step(session, "fragments", "farense-guide", "fragments", "--run", run)
+    step(session, "pdf", "farense-guide", "pdf")
 
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Constrói o site do guia (MkDocs Material, modo estrito) em site/, com o PDF, com os números de runs/reference (ou `-- --run runs/<nome>`)."""
     install(session)
-    build_fragments(session)
-    step(session, "pdf", "farense-guide", "pdf")  # the site links to it
+    build_guide(session)
     step(session, "docs", "mkdocs", "build", "--strict")
 
 
@@ -160,16 +161,14 @@ def docs(session: nox.Session) -> None:
 def pdf(session: nox.Session) -> None:
     """Gera o guia num só PDF (reportlab) a partir dos mesmos capítulos: guide/_generated/GUIA_COMPLETO_LLM_MLX_M1.pdf."""
     install(session)
-    build_fragments(session)
-    step(session, "pdf", "farense-guide", "pdf")
+    build_guide(session)
 
 
 @nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
     """Pré-visualização ao vivo do site em http://127.0.0.1:8000 (mkdocs serve)."""
     install(session)
-    build_fragments(session)
-    step(session, "pdf", "farense-guide", "pdf")
+    build_guide(session)
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", env={"NO_MKDOCS_2_WARNING": "1"})
 
 

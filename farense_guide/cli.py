@@ -235,10 +235,11 @@ def run_pdf_command(args) -> int:
     import time
 
     from farense_guide.fragments import generate
+    from farense_guide.guide_source import generated_dir
     from farense_guide.pdf import build_pdf
 
     if args.run:
-        generate(args.run, args.config.parent / "guide" / "_generated")
+        generate(args.run, generated_dir(args.config))
     start = time.perf_counter()
     written = build_pdf(args.config, args.output, args.force)
     if written is None:

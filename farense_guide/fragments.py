@@ -20,12 +20,11 @@ import inspect
 import json
 import shutil
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
-from farense_guide.pt_format import duration, pt, pt_date, pt_scientific
+from farense_guide.pt_format import duration, parse_stamp, pt, pt_date, pt_scientific
 from farense_guide.runs import RunFolder, read_json, write_json
 
 OUTPUT = Path("guide/_generated")
@@ -63,8 +62,7 @@ def is_reference(run_path: Path) -> bool:
 def run_values(run_path: Path) -> dict[str, str]:
     info = RunFolder(run_path).read_run()
     profile, iterations, backend = info["profile"], info["iterations"], info["backend"]
-    seconds = (datetime.strptime(info["ended_at"], "%Y-%m-%dT%H:%M:%S%z")
-               - datetime.strptime(info["started_at"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
+    seconds = (parse_stamp(info["ended_at"]) - parse_stamp(info["started_at"])).total_seconds()
     values = {
         "name": info["name"], "profile": profile["name"], "model": profile["model"],
         "method": backend["method"], "device": backend["device"],

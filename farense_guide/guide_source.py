@@ -55,11 +55,11 @@ def extension_configs(config: dict, root: Path) -> dict[str, dict]:
         name, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
         if name in PREPROCESSORS:
             configs[name] = dict(options or {})
-    snippets = configs.get("pymdownx.snippets", {})
+    snippets = configs.setdefault("pymdownx.snippets", {})
     if "check_paths" in snippets:
         snippets["check_paths"] = snippets["check_paths"] == "true"
     snippets["base_path"] = [str(root / p) for p in snippets.get("base_path", ["."])]
-    values = configs.get("farense_guide.markdown_values", {})
+    values = configs.setdefault("farense_guide.markdown_values", {})
     values["values"] = str(root / values.get("values", "guide/_generated/values.json"))
     return configs
 
@@ -72,6 +72,11 @@ def preprocess(text: str, configs: dict[str, dict], source: str) -> str:
     for name in ("farense_values", "snippet"):
         lines = md.preprocessors[name].run(lines)
     return "\n".join(lines) + "\n"
+
+
+def generated_dir(config_path: Path) -> Path:
+    """guide/_generated, or wherever the docs_dir of this mkdocs.yml is."""
+    return config_path.parent / read_config(config_path).get("docs_dir", "docs") / "_generated"
 
 
 def read_guide(config_path: Path = Path("mkdocs.yml"), only_markdown: bool = True) -> GuideSource:

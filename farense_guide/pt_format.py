@@ -21,8 +21,13 @@ def pt_scientific(value: float, digits: int = 1) -> str:
     return f"{mantissa.replace('.', ',')} × 10{str(int(exponent)).translate(SUPERSCRIPT)}"
 
 
+def parse_stamp(stamp: str) -> datetime:
+    """A run.json time ("2026-11-25T15:46:24+0000")."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+
+
 def pt_date(stamp: str) -> str:
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    when = parse_stamp(stamp)
     return f"{when.day} de {MONTHS[when.month - 1]} de {when.year}"
 
 
