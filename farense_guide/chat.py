@@ -38,7 +38,9 @@ def answer(model, tokenizer, messages: list[dict], max_tokens: int = 200, stream
     """Greedy answer to a conversation; `stream` gets each piece of text as it is generated."""
     from mlx_lm import stream_generate
 
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    from farense_guide.chat_template import render
+
+    prompt = render(tokenizer, messages, add_generation_prompt=True)
     pieces = []
     for response in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
         pieces.append(response.text)

@@ -15,7 +15,7 @@ from farense_guide.profiles import default_profile_name
 from farense_guide.train_cli import add_train_commands, run_train_command
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
-MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate"}
+MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate", "fuse", "export"}
 
 ARGPARSE_MESSAGES = {
     "the following arguments are required: AÇÃO": "falta a ação (validate, clean, split ou stats)",
@@ -148,6 +148,41 @@ def add_pdf(commands) -> None:
     parser.add_argument("--force", action="store_true", help="refaz o PDF mesmo que nada tenha mudado")
 
 
+def add_fuse(commands) -> None:
+    from farense_guide.fuse import DEFAULT_MAX_F1_DROP, DEFAULT_MIN_MATCH
+
+    parser = commands.add_parser(
+        "fuse",
+        help="funde o adaptador de um run no modelo base e verifica o resultado",
+        description="Desquantiza cada camada adaptada, soma-lhe o LoRA em float32 e grava um modelo completo em "
+        "runs/<nome>/fused/ (em float, sem re-quantizar, salvo --bits). Depois compara as respostas gulosas do modelo "
+        "fundido com as da base com o adaptador, nas perguntas de teste, e escreve runs/<nome>/fuse_check/. Se a fusão "
+        "mudar as respostas para lá da tolerância, falha e não grava o modelo.",
+    )
+    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
+    parser.add_argument("--output", type=Path, help="pasta do modelo fundido (por omissão: runs/<nome>/fused)")
+    parser.add_argument("--bits", type=int, help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
+    parser.add_argument("--limit", type=int, help="verifica só as primeiras N perguntas de teste")
+    parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--min-match", type=float, default=DEFAULT_MIN_MATCH,
+                        help=f"fração mínima de respostas iguais (por omissão: {DEFAULT_MIN_MATCH})")
+    parser.add_argument("--max-f1-drop", type=float, default=DEFAULT_MAX_F1_DROP,
+                        help=f"descida máxima do F1 médio (por omissão: {DEFAULT_MAX_F1_DROP})")
+
+
+def add_export(commands) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="exporta o modelo fundido de um run para GGUF (llama.cpp, Ollama), com um Modelfile",
+        description="Funde primeiro, se ainda não houver um modelo fundido verificado deste adaptador; depois escreve "
+        "runs/<nome>/export/<nome>-f16.gguf (float16, tokenizador e molde de chat incluídos), um Modelfile do Ollama com "
+        "o molde e a mensagem de sistema dos dados, e export.json.",
+    )
+    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
+    parser.add_argument("--gguf", action="store_true", help="formato GGUF (o único por agora)")
+    parser.add_argument("--output", type=Path, help="pasta de saída (por omissão: runs/<nome>/export)")
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="farense-guide",
@@ -165,6 +200,8 @@ def build_parser() -> Parser:
     add_report(commands)
     add_fragments(commands)
     add_pdf(commands)
+    add_fuse(commands)
+    add_export(commands)
     return parser
 
 
@@ -257,10 +294,32 @@ def run_monitor_command(args) -> int:
     return monitor(args.run, args.once, args.interval)
 
 
+def run_fuse_command(args) -> int:
+    from farense_guide.fuse import fuse_run
+
+    check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
+    c = check["comparison"]
+    print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
+          f"F1 fundido {c['f1_fused']['mean']:.3f}")
+    print(f"Modelo fundido em {check['output']}; verificação em {args.run / 'fuse_check'}")
+    return 0
+
+
+def run_export_command(args) -> int:
+    from farense_guide.gguf_export import export_run
+
+    if not args.gguf:
+        raise FarenseError("indique o formato: --gguf (o único por agora).")
+    report = export_run(args.run, args.output)
+    print(f"{report['gguf']}: {report['tensors']} tensores, {report['bytes'] / 1e6:.0f} MB; Modelfile em {report['modelfile']}")
+    return 0
+
+
 HANDLERS = {
     "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
     "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
     "report": run_report_command, "fragments": run_fragments_command, "pdf": run_pdf_command,
+    "fuse": run_fuse_command, "export": run_export_command,
 }
 ARGV: list[str] = []
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from farense_guide import metrics
+from farense_guide.chat_template import render
 from farense_guide.errors import FarenseError
 from farense_guide.data.records import read_jsonl
 
@@ -48,7 +49,7 @@ def load_items(path: Path, limit: int | None = None) -> list[Item]:
 
 
 def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    text = render(tokenizer, messages, add_generation_prompt=True)
     return tokenizer.encode(text, add_special_tokens=False)
 
 
@@ -72,7 +73,7 @@ def answer_log_probs(model, tokenizer, pairs: list[tuple[list[dict], str]], prog
     sequences = []
     for messages, answer in pairs:
         prompt = prompt_tokens(tokenizer, messages)
-        full_text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
+        full_text = render(tokenizer, messages + [{"role": "assistant", "content": answer}])
         full = tokenizer.encode(full_text.rstrip("\n"), add_special_tokens=False)
         sequences.append((full, len(prompt)))
     results = []
@@ -210,7 +211,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
     epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
     variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}
     per_variant = len(test) * (2 + DISTRACTORS) + len(valid) * (1 + DISTRACTORS)
-    results, answers = {}, {}
+    results, answers, evaluated = {}, {}, {}  # evaluated: variant -> adapter sha256 (identical adapters are scored once)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         for name, adapter in variants.items():
             label = {"base": "base", "tuned": "afinado"}.get(name, name.replace("epoch-", "época "))
@@ -219,6 +220,12 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
             def advance(n: int, task=task) -> None:
                 bar.update(task, advance=n)
 
+            digest = file_sha256(adapter / "adapters.safetensors") if adapter else None
+            if same := next((done for done, other in evaluated.items() if other == digest), None):
+                results[name], answers[name] = results[same], answers[same]  # e.g. the best adapter is the last epoch's
+                bar.update(task, advance=per_variant)
+                continue
+            evaluated[name] = digest
             model, tokenizer = load_variant(info, adapter)
             validation = likelihood_scores(model, tokenizer, valid, advance)
             threshold = metrics.best_threshold(validation["scores"], validation["labels"])

@@ -67,7 +67,7 @@ def scalar(metadata: dict, key: str, default=None):
     return value.item() if hasattr(value, "item") else value
 
 
-def llama_config(metadata: dict, has_output_weight: bool) -> dict:
+def llama_config(metadata: dict, has_output_weight: bool, quantized: bool = True) -> dict:
     """config.json for mlx-lm's llama model from the `llama.*` metadata."""
     arch = scalar(metadata, "general.architecture")
     if arch != "llama":
@@ -91,8 +91,9 @@ def llama_config(metadata: dict, has_output_weight: bool) -> dict:
         "tie_word_embeddings": not has_output_weight,
         "bos_token_id": scalar(metadata, "tokenizer.ggml.bos_token_id"),
         "eos_token_id": scalar(metadata, "tokenizer.ggml.eos_token_id"),
-        "quantization": {"group_size": GGUF_GROUP_SIZE, "bits": 4},
     }
+    if quantized:
+        config["quantization"] = {"group_size": GGUF_GROUP_SIZE, "bits": 4}
     config["rms_norm_eps"] = float(f"{config['rms_norm_eps']:.6g}")  # 1e-05, not 9.99e-06
     return config
 
@@ -141,7 +142,8 @@ def convert_gguf(source: Path, destination: Path) -> None:
 
     tensors, metadata = read_gguf(source)
     weights = {rename_tensor(name): array for name, array in tensors.items()}
-    config = llama_config(metadata, has_output_weight="lm_head.weight" in weights)
+    config = llama_config(metadata, has_output_weight="lm_head.weight" in weights,
+                          quantized=any(name.endswith(".scales") for name in weights))
     destination.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(destination / "model.safetensors"), weights, metadata={"format": "mlx"})
     (destination / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -289,6 +289,9 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
 
     from farense_guide.preflight import describe_machine
 
+    from farense_guide.chat_template import records_for_template
+
+    records = {split: records_for_template(tokenizer, rows) for split, rows in records.items()}  # system folded where the template has none
     train_set = CacheDataset(ChatDataset(records["train"], tokenizer, mask_prompt=profile.mask_prompt))
     valid_set = CacheDataset(ChatDataset(records["valid"], tokenizer, mask_prompt=profile.mask_prompt))
     steps_per_epoch = len(train_set) // profile.batch_size

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, record_format, to_chat, user_text
+from farense_guide.chat_template import render
 
 BOM = b"\xef\xbb\xbf"
 TEXT_FIELDS = {"completions": ("prompt", "completion"), "text": ("text",), "qa": ("question", "answer")}
@@ -202,7 +203,7 @@ def count_tokens(examples: list[Example], tokenizer) -> None:
     for example in examples:
         record = to_chat(example.record)
         if "messages" in record:
-            text = tokenizer.apply_chat_template(record["messages"], tokenize=False)
+            text = render(tokenizer, record["messages"])
         elif "prompt" in record:
             text = record["prompt"] + record["completion"]
         else:

@@ -1,0 +1,222 @@
+"""`farense-guide fuse runs/<name>`: the adapter merged into a standalone model, and checked.
+
+mlx-lm's fuse adds the LoRA product to a 4-bit base and quantizes the sum again; a delta smaller
+than the quantization step rounds away and the fused model answers like the base (mlx-lm issue
+654). Here every adapted layer is dequantized and merged in float32, and the model is saved in
+float (the base's own float type) unless `--bits` asks for re-quantization.
+
+Then the check: the fused model, loaded back from disk, answers the test questions greedily next
+to base + adapter. The report gives the share of identical answers and the F1 of each against the
+reference. A fuse outside the tolerance is not kept: the command fails and says by how much.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from farense_guide import metrics
+from farense_guide.errors import FarenseError
+from farense_guide.pt_format import pt
+
+DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
+DEFAULT_MAX_F1_DROP = 0.02  # mean F1 of base + adapter minus that of the fused model
+QUANTIZATION_GROUP = 64
+FUSED_DIR = "fused"
+CHECK_DIR = "fuse_check"
+PROVENANCE = "farense_fuse.json"
+
+
+def merged_linear(layer, dtype):
+    """An nn.Linear with W + scale·BᵀAᵀ, summed in float32 and stored in `dtype`."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    linear = layer.linear
+    weight = linear.weight
+    if isinstance(linear, nn.QuantizedLinear):
+        weight = mx.dequantize(weight, linear.scales, linear.biases, group_size=linear.group_size, bits=linear.bits, mode=linear.mode)
+    delta = (layer.scale * layer.lora_b.astype(mx.float32).T) @ layer.lora_a.astype(mx.float32).T
+    output_dims, input_dims = weight.shape
+    fused = nn.Linear(input_dims, output_dims, bias="bias" in linear)
+    fused.weight = (weight.astype(mx.float32) + delta).astype(dtype)
+    if "bias" in linear:
+        fused.bias = linear.bias
+    return fused
+
+
+def float_dtype(model):
+    """The base's float type: its scales' when quantized (float16/bfloat16), else its weights'."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    for name, value in tree_flatten(model.parameters()):
+        if "lora_" not in name and mx.issubdtype(value.dtype, mx.floating):
+            return value.dtype
+    raise FarenseError("o modelo não tem pesos em vírgula flutuante")
+
+
+def fuse_model(model, config: dict, bits: int | None):
+    """Merge every LoRA layer in place, dequantize the rest; re-quantize to `bits` if asked. Returns the new config."""
+    import mlx.nn as nn
+    from mlx.utils import tree_unflatten
+    from mlx_lm.utils import dequantize_model, quantize_model
+
+    dtype = float_dtype(model)
+    merged = [(name, merged_linear(module, dtype)) for name, module in model.named_modules() if hasattr(module, "lora_a")]
+    if not merged:
+        raise FarenseError("o adaptador não tem camadas LoRA: nada a fundir.")
+    model.update_modules(tree_unflatten(merged))
+    if any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules()):
+        dequantize_model(model)
+    config = {k: v for k, v in config.items() if k not in ("quantization", "quantization_config")}
+    if bits:
+        _, config = quantize_model(model, config, QUANTIZATION_GROUP, bits)
+    return config, len(merged)
+
+
+def compare(adapter_answers: list[str], fused_answers: list[str], items) -> dict:
+    """Identical answers, and the F1 of each model against the reference, with bootstrap intervals."""
+    identical = [a == f for a, f in zip(adapter_answers, fused_answers)]
+    f1_adapter = [metrics.token_scores(a, i.reference).f1 for a, i in zip(adapter_answers, items)]
+    f1_fused = [metrics.token_scores(f, i.reference).f1 for f, i in zip(fused_answers, items)]
+    agreement = [metrics.token_scores(f, a).f1 for a, f in zip(adapter_answers, fused_answers)]
+    return {
+        "items": len(items),
+        "identical": sum(identical),
+        "match_share": sum(identical) / len(items),
+        "f1_adapter": metrics.bootstrap_interval(f1_adapter).as_dict(),
+        "f1_fused": metrics.bootstrap_interval(f1_fused).as_dict(),
+        "f1_drop": (sum(f1_adapter) - sum(f1_fused)) / len(items),
+        "agreement_f1": sum(agreement) / len(items),
+    }
+
+
+def check_markdown(check: dict) -> str:
+    c = check["comparison"]
+    verdict = "passou" if check["passed"] else "falhou: o modelo fundido não foi gravado"
+    bits = f"re-quantizado a {check['bits']} bits" if check["bits"] else f"em {check['dtype']}, sem re-quantizar"
+    rows = [
+        "| | base + adaptador | modelo fundido |",
+        "| --- | ---: | ---: |",
+        f"| F1 médio (IC 95%) | {pt(c['f1_adapter']['mean'], 3)} [{pt(c['f1_adapter']['ci_low'], 3)}; {pt(c['f1_adapter']['ci_high'], 3)}] "
+        f"| {pt(c['f1_fused']['mean'], 3)} [{pt(c['f1_fused']['ci_low'], 3)}; {pt(c['f1_fused']['ci_high'], 3)}] |",
+    ]
+    return "\n".join([
+        f"# Verificação da fusão: {check['run']}",
+        "",
+        f"Modelo fundido {bits}, {check['merged_layers']} camadas LoRA somadas em float32. "
+        f"Respostas gulosas (até {check['max_tokens']} tokens) às {c['items']} perguntas de teste.",
+        "",
+        f"- respostas iguais às da base com o adaptador: {c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)",
+        f"- F1 médio entre as respostas dos dois: {pt(c['agreement_f1'], 3)}",
+        f"- descida do F1: {pt(c['f1_drop'], 3)}",
+        f"- tolerância: pelo menos {pt(100 * check['tolerance']['min_match'], 0)} % de respostas iguais e uma descida do F1 "
+        f"de no máximo {pt(check['tolerance']['max_f1_drop'], 3)}",
+        f"- resultado: **{verdict}**",
+        "",
+        *rows,
+        "",
+    ])
+
+
+def fused_model_folder(run_path: Path) -> Path:
+    return Path(run_path) / FUSED_DIR
+
+
+def verified_fused_model(run_path: Path) -> Path | None:
+    """The run's fused model if it exists, passed its check and was made from the current adapter."""
+    from farense_guide.models import file_sha256
+
+    folder = fused_model_folder(run_path)
+    provenance = folder / PROVENANCE
+    if not provenance.is_file():
+        return None
+    recorded = json.loads(provenance.read_text(encoding="utf-8"))
+    adapter = Path(run_path) / "adapters" / "adapters.safetensors"
+    return folder if recorded.get("passed") and recorded.get("adapter_sha256") == file_sha256(adapter) else None
+
+
+def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None, limit: int | None = None, max_tokens: int = 96,
+             min_match: float = DEFAULT_MIN_MATCH, max_f1_drop: float = DEFAULT_MAX_F1_DROP) -> dict:
+    """Fuse the run's best adapter, check it on the test questions, keep it only if the check passes."""
+    from mlx_lm import load
+    from mlx_lm.utils import save
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from farense_guide.chat_template import accepts_system, folding_template
+    from farense_guide.evaluate import check_trained, generate_answers, load_items, load_variant
+    from farense_guide.models import file_sha256
+    from farense_guide.runs import RunFolder, write_json
+
+    if bits is not None and bits not in (2, 3, 4, 5, 6, 8):
+        raise FarenseError(f"--bits {bits}: use 2, 3, 4, 5, 6 ou 8.")
+    run = RunFolder(run_path)
+    info = run.read_run()
+    check_trained(run, info)
+    items = load_items(Path(info["profile"]["data"]) / "test.jsonl", limit)
+    if not items:
+        raise FarenseError(f"{info['profile']['data']}/test.jsonl não tem perguntas: não há com que verificar a fusão.")
+    output = Path(output) if output else fused_model_folder(run.path)
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    base_folder = Path(info["backend"]["model_path"])
+    seconds = {}
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        def progress_for(label: str):
+            task = bar.add_task(label, total=len(items))
+            return lambda n: bar.update(task, advance=n)
+
+        model, tokenizer = load_variant(info, run.adapters)
+        start = time.perf_counter()
+        adapter_answers = generate_answers(model, tokenizer, items, max_tokens, progress_for("base + adaptador"))
+        seconds["generate_adapter"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        config = json.loads((base_folder / "config.json").read_text(encoding="utf-8"))
+        config, merged = fuse_model(model, config, bits)
+        dtype = str(float_dtype(model)).removeprefix("mlx.core.")
+        if not accepts_system(tokenizer):  # the served model then takes the same system message as training
+            tokenizer.chat_template = folding_template(tokenizer.chat_template)
+        save(partial, base_folder, model, tokenizer, config, donate_model=True)
+        del model
+        seconds["fuse_and_save"] = time.perf_counter() - start
+
+        fused, fused_tokenizer = load(str(partial))
+        start = time.perf_counter()
+        fused_answers = generate_answers(fused, fused_tokenizer, items, max_tokens, progress_for("modelo fundido"))
+        seconds["generate_fused"] = time.perf_counter() - start
+        del fused
+
+    comparison = compare(adapter_answers, fused_answers, items)
+    passed = comparison["match_share"] >= min_match and comparison["f1_drop"] <= max_f1_drop
+    check = {
+        "run": info["name"], "adapter_sha256": file_sha256(run.adapters / "adapters.safetensors"),
+        "base": str(base_folder), "base_bits": info["backend"].get("base_bits"), "output": str(output),
+        "bits": bits, "dtype": dtype if not bits else None, "merged_layers": merged, "max_tokens": max_tokens, "limit": limit,
+        "tolerance": {"min_match": min_match, "max_f1_drop": max_f1_drop},
+        "comparison": comparison, "passed": passed, "seconds": seconds,
+    }
+    folder = run.path / CHECK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "fuse_check.json", check)
+    (folder / "FUSE_CHECK.md").write_text(check_markdown(check), encoding="utf-8")
+    with open(folder / "answers.jsonl", "w", encoding="utf-8") as out:
+        for item, a, f in zip(items, adapter_answers, fused_answers):
+            out.write(json.dumps({"id": item.item_id, "question": item.question, "reference": item.reference,
+                                  "adapter_answer": a, "fused_answer": f, "identical": a == f}, ensure_ascii=False) + "\n")
+    if not passed:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise FarenseError(
+            f"a fusão mudou demasiado as respostas: {comparison['identical']} de {comparison['items']} iguais "
+            f"({pt(100 * comparison['match_share'], 1)} %, mínimo {pt(100 * min_match, 0)} %), F1 "
+            f"{pt(comparison['f1_adapter']['mean'], 3)} → {pt(comparison['f1_fused']['mean'], 3)}; o modelo fundido não foi gravado.",
+            f"o relatório está em {folder / 'FUSE_CHECK.md'}; sem --bits a soma fica em float e o aprendido não se perde",
+        )
+    write_json(partial / PROVENANCE, {key: check[key] for key in ("run", "adapter_sha256", "base", "bits", "dtype", "passed")})
+    shutil.rmtree(output, ignore_errors=True)
+    partial.rename(output)
+    return check
