@@ -131,13 +131,15 @@ def guide_run(session: nox.Session) -> str:
     args = package_args(session)
     if "--run" in args:
         return args[args.index("--run") + 1]
-    if (ROOT / "runs" / "reference" / "run.json").exists():
+    if (ROOT / "runs" / "reference" / "evaluation" / "evaluation_report.json").exists():  # finished and evaluated
         return "runs/reference"
     if not (ROOT / DEMO_RUN / "evaluation" / "evaluation_report.json").exists():
         session.log(f"sem runs/reference: a fazer um run de demonstração com o modelo minúsculo em {DEMO_RUN}")
         shutil.rmtree(ROOT / DEMO_RUN, ignore_errors=True)
         step(session, "train", "farense-guide", "train", "--profile", "tiny", "--run-name", Path(DEMO_RUN).name)
         step(session, "evaluate", "farense-guide", "evaluate", DEMO_RUN)
+    if not (ROOT / DEMO_RUN / "fuse_check" / "fuse_check.json").exists():
+        step(session, "fuse", "farense-guide", "fuse", DEMO_RUN)
     return DEMO_RUN
 
 

@@ -295,13 +295,13 @@ def run_monitor_command(args) -> int:
 
 
 def run_fuse_command(args) -> int:
-    from farense_guide.fuse import fuse_run
+    from farense_guide.fuse import check_folder, fuse_run
 
     check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
     c = check["comparison"]
     print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
           f"F1 fundido {c['f1_fused']['mean']:.3f}")
-    print(f"Modelo fundido em {check['output']}; verificação em {args.run / 'fuse_check'}")
+    print(f"Modelo fundido em {check['output']}; verificação em {check_folder(args.run, args.bits)}")
     return 0
 
 

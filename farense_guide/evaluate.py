@@ -20,8 +20,8 @@ import numpy as np
 
 from farense_guide import metrics
 from farense_guide.chat_template import render
-from farense_guide.errors import FarenseError
 from farense_guide.data.records import read_jsonl
+from farense_guide.errors import FarenseError
 
 DISTRACTORS = 4  # wrong answers scored per question
 GENERATION_BATCH = 16

@@ -6,6 +6,7 @@
     run_banner.md      which run the pages show: reference or demonstration, machine, date
     training.md, evaluation.md, epochs.md   the run's tables (report.py wrote them)
     memory_m1.md       the memory estimator's table for Mistral-7B on a 16 GB M1
+    fuse_check.md      the run's fuse check(s): fused answers against base + adapter
     figures/*.png      the run's figures
 
 Sources: the run folder (run.json, evaluation/evaluation_report.json, tables/, figures/), the data
@@ -230,6 +231,36 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
+    """fuse_check.md: the fuse check(s) of the run as a table, or a note that the run has none."""
+    from farense_guide.fuse import check_folder
+
+    checks = [(bits, read_json(check_folder(run_path, bits) / "fuse_check.json"))
+              for bits in (None, 4) if (check_folder(run_path, bits) / "fuse_check.json").exists()]
+    if not checks:
+        return (f'!!! note "Sem verificação da fusão"\n\n    O run `{run_path.name}` ainda não tem verificação da fusão: '
+                f"`farense-guide fuse {run_path.as_posix()}` fá-la.\n"), {}
+    lines = ["| modelo fundido | respostas iguais | F1 base + adaptador | F1 fundido | descida do F1 | resultado |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    values = {}
+    for bits, check in checks:
+        c = check["comparison"]
+        label = f"re-quantizado a {bits} bits" if bits else f"em {check['dtype']}"
+        share = f"{c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)"
+        lines.append(f"| {label} | {share} | {pt(c['f1_adapter']['mean'], 3)} | {pt(c['f1_fused']['mean'], 3)} "
+                     f"| {pt(c['f1_drop'], 3)} | {'passou' if check['passed'] else 'falhou'} |")
+        prefix = f"fuse{bits}" if bits else "fuse"
+        values.update({f"{prefix}.identical": str(c["identical"]), f"{prefix}.items": str(c["items"]),
+                       f"{prefix}.match_share": pt(100 * c["match_share"], 1), f"{prefix}.f1_adapter": pt(c["f1_adapter"]["mean"], 3),
+                       f"{prefix}.f1_fused": pt(c["f1_fused"]["mean"], 3), f"{prefix}.f1_drop": pt(c["f1_drop"], 3),
+                       f"{prefix}.max_tokens": str(check["max_tokens"])})
+    first = checks[0][1]
+    lines += ["", f"Respostas gulosas (até {first['max_tokens']} tokens) às perguntas de teste do run `{run_path.name}`; "
+              f"tolerância: pelo menos {pt(100 * first['tolerance']['min_match'], 0)} % de respostas iguais e uma descida do F1 "
+              f"de no máximo {pt(first['tolerance']['max_f1_drop'], 3)}. Fonte: `{run_path.as_posix()}/fuse_check*/fuse_check.json`."]
+    return "\n".join(lines) + "\n", values
+
+
 def inputs_hash(run_path: Path, stats_path: Path) -> str:
     from farense_guide import memory, profiles
 
@@ -237,6 +268,7 @@ def inputs_hash(run_path: Path, stats_path: Path) -> str:
     sources = [run_path / "run.json", run_path / "evaluation" / "evaluation_report.json", stats_path,
                Path(__file__), Path(memory.__file__), *sorted(profiles.PROFILE_DIR.glob("*.yaml"))]
     sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
+    sources += sorted(run_path.glob("fuse_check*/fuse_check.json"))
     for path in sources:
         digest.update(str(path).encode() + (path.read_bytes() if path.exists() else b"-"))
     return digest.hexdigest()
@@ -257,6 +289,11 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
              force: bool = False) -> list[Path]:
     """Write guide/_generated/ from a run; returns what was written ([] when up to date)."""
     run_path = choose_run(run)
+    if "ended_at" not in RunFolder(run_path).read_run():
+        raise FarenseError(f"{run_path}: o treino ainda não terminou (run.json sem ended_at).",
+                           hint=f"espere pelo fim (farense-guide monitor {run_path}) ou retome-o (farense-guide train --resume {run_path})")
+    if not (run_path / "evaluation" / "evaluation_report.json").exists():
+        raise FarenseError(f"{run_path}: o run ainda não foi avaliado.", hint=f"farense-guide evaluate {run_path}")
     if not (run_path / "tables" / "training.md").exists():
         raise FarenseError(f"{run_path}: faltam as tabelas e figuras.", hint=f"farense-guide report {run_path}")
     key = inputs_hash(run_path, stats_path)
@@ -279,6 +316,10 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
         written.append(output / "figures" / figure.name)
     (output / "memory_m1.md").write_text(table, encoding="utf-8")
     (output / "run_banner.md").write_text(run_banner(run_path, values), encoding="utf-8")
+    fuse_table, fuse_values = fuse_fragment(run_path)
+    values.update(fuse_values)
+    (output / "fuse_check.md").write_text(fuse_table, encoding="utf-8")
+    written.append(output / "fuse_check.md")
     write_json(output / "values.json", dict(sorted(values.items())))
     written += [output / "memory_m1.md", output / "run_banner.md", output / "values.json"]
     stamp.write_text(key)

@@ -107,7 +107,7 @@ def check_markdown(check: dict) -> str:
     return "\n".join([
         f"# Verificação da fusão: {check['run']}",
         "",
-        f"Modelo fundido {bits}, {check['merged_layers']} camadas LoRA somadas em float32. "
+        f"Modelo fundido {bits}; {check['merged_layers']} projeções com LoRA somadas em float32. "
         f"Respostas gulosas (até {check['max_tokens']} tokens) às {c['items']} perguntas de teste.",
         "",
         f"- respostas iguais às da base com o adaptador: {c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)",
@@ -120,6 +120,11 @@ def check_markdown(check: dict) -> str:
         *rows,
         "",
     ])
+
+
+def check_folder(run_path: Path, bits: int | None = None) -> Path:
+    """runs/<name>/fuse_check/ for the float fuse, fuse_check-4bit/ for a re-quantized one: one does not overwrite the other."""
+    return Path(run_path) / (f"{CHECK_DIR}-{bits}bit" if bits else CHECK_DIR)
 
 
 def fused_model_folder(run_path: Path) -> Path:
@@ -156,6 +161,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
     run = RunFolder(run_path)
     info = run.read_run()
     check_trained(run, info)
+    limit = limit or info["profile"].get("eval_limit")  # tiny runs check the questions their evaluation used
     items = load_items(Path(info["profile"]["data"]) / "test.jsonl", limit)
     if not items:
         raise FarenseError(f"{info['profile']['data']}/test.jsonl não tem perguntas: não há com que verificar a fusão.")
@@ -200,7 +206,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
         "tolerance": {"min_match": min_match, "max_f1_drop": max_f1_drop},
         "comparison": comparison, "passed": passed, "seconds": seconds,
     }
-    folder = run.path / CHECK_DIR
+    folder = check_folder(run.path, bits)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "fuse_check.json", check)
     (folder / "FUSE_CHECK.md").write_text(check_markdown(check), encoding="utf-8")

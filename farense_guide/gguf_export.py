@@ -53,7 +53,14 @@ def gguf_tensors(weights: dict, config: dict) -> dict:
                 value = to_llama_cpp_rope(value, config.get("num_key_value_heads", config["num_attention_heads"]))
         dtype = mx.float32 if value.ndim == 1 else mx.float16
         tensors[gguf_tensor_name(name)] = np.array(value.astype(dtype))
-    return tensors
+    return dict(sorted(tensors.items(), key=lambda item: tensor_order(item[0])))
+
+
+def tensor_order(name: str) -> tuple[int, str]:
+    """llama.cpp's usual order: token_embd, blk.0 … blk.N, then output_norm and output."""
+    if name.startswith("blk."):
+        return int(name.split(".")[1]) + 1, name
+    return (0 if name.startswith("token_embd") else 10**6), name
 
 
 def vocabulary(model_folder: Path) -> tuple[list[str], list[int]]:

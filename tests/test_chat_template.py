@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
+from conftest import ROOT, run_cli
 from jinja2.exceptions import TemplateError
 
-from conftest import ROOT, run_cli
 from farense_guide.chat_template import accepts_system, fold_system, for_template, records_for_template, render
 from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
 

@@ -70,3 +70,21 @@ def test_without_a_reference_run_the_error_says_what_to_do(tmp_path, monkeypatch
         fragments.choose_run(None)
     with pytest.raises(FarenseError, match="run.json"):
         fragments.choose_run(tmp_path)
+
+
+def test_the_fuse_fragment_quotes_the_run_check_or_says_there_is_none(tmp_path):
+    run = tmp_path / "r"
+    assert "farense-guide fuse" in fragments.fuse_fragment(run)[0] and fragments.fuse_fragment(run)[1] == {}
+    check = {"max_tokens": 96, "dtype": "float32", "passed": True, "tolerance": {"min_match": 0.9, "max_f1_drop": 0.02},
+             "comparison": {"items": 130, "identical": 127, "match_share": 127 / 130, "f1_drop": 0.004,
+                            "f1_adapter": {"mean": 0.4567}, "f1_fused": {"mean": 0.4527}}}
+    (run / "fuse_check").mkdir(parents=True)
+    (run / "fuse_check" / "fuse_check.json").write_text(json.dumps(check))
+    table, values = fragments.fuse_fragment(run)
+    assert "| em float32 | 127 de 130 (97,7 %) | 0,457 | 0,453 | 0,004 | passou |" in table
+    assert values["fuse.identical"] == "127" and values["fuse.match_share"] == "97,7"
+    (run / "fuse_check-4bit").mkdir()
+    (run / "fuse_check-4bit" / "fuse_check.json").write_text(json.dumps({**check, "passed": False}))
+    table, values = fragments.fuse_fragment(run)
+    assert "| re-quantizado a 4 bits | 127 de 130" in table and table.rstrip().count("| falhou |") == 1
+    assert values["fuse4.items"] == "130"

@@ -8,7 +8,6 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from test_chat_template import MISTRAL_TEMPLATE
 
@@ -82,7 +81,7 @@ def test_a_fuse_beyond_tolerance_fails_loudly_and_keeps_no_model(trained_run, tm
     assert re.search(r"erro: a fusão mudou demasiado as respostas: \d de 6 iguais", result.stderr)
     assert "o modelo fundido não foi gravado" in result.stderr
     assert not output.exists() and not output.with_name(output.name + ".partial").exists()
-    check = json.loads((trained_run / "fuse_check" / "fuse_check.json").read_text())
+    check = json.loads((trained_run / "fuse_check-2bit" / "fuse_check.json").read_text())
     assert check["passed"] is False and check["bits"] == 2
 
 

@@ -7,8 +7,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, record_format, to_chat, user_text
 from farense_guide.chat_template import render
+from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, record_format, to_chat, user_text
 
 BOM = b"\xef\xbb\xbf"
 TEXT_FIELDS = {"completions": ("prompt", "completion"), "text": ("text",), "qa": ("question", "answer")}
