@@ -103,6 +103,20 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuse(session: nox.Session) -> None:
+    """Funde o adaptador de um run na base e verifica as respostas: `nox -s fuse -- runs/<nome>`."""
+    install(session)
+    step(session, "fuse", "farense-guide", "fuse", *package_args(session))
+
+
+@nox.session(python=PYTHON)
+def export(session: nox.Session) -> None:
+    """Exporta o modelo fundido de um run para GGUF, com um Modelfile do Ollama: `nox -s export -- runs/<nome>`."""
+    install(session)
+    step(session, "export", "farense-guide", "export", "--gguf", *package_args(session))
+
+
+@nox.session(python=PYTHON)
 def monitor(session: nox.Session) -> None:
     """Acompanha um run ao vivo (o mais recente, ou o indicado depois de --); `-- --once` para um instantâneo."""
     install(session)

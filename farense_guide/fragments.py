@@ -292,8 +292,6 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
     if "ended_at" not in RunFolder(run_path).read_run():
         raise FarenseError(f"{run_path}: o treino ainda não terminou (run.json sem ended_at).",
                            hint=f"espere pelo fim (farense-guide monitor {run_path}) ou retome-o (farense-guide train --resume {run_path})")
-    if not (run_path / "evaluation" / "evaluation_report.json").exists():
-        raise FarenseError(f"{run_path}: o run ainda não foi avaliado.", hint=f"farense-guide evaluate {run_path}")
     if not (run_path / "tables" / "training.md").exists():
         raise FarenseError(f"{run_path}: faltam as tabelas e figuras.", hint=f"farense-guide report {run_path}")
     key = inputs_hash(run_path, stats_path)

@@ -23,7 +23,7 @@ from farense_guide.pt_format import pt
 
 DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
 DEFAULT_MAX_F1_DROP = 0.02  # mean F1 of base + adapter minus that of the fused model
-QUANTIZATION_GROUP = 64
+QUANTIZATION_GROUP = 64  # for --bits over a float base; a quantized base keeps its own group size
 FUSED_DIR = "fused"
 CHECK_DIR = "fuse_check"
 PROVENANCE = "farense_fuse.json"
@@ -71,9 +71,10 @@ def fuse_model(model, config: dict, bits: int | None):
     model.update_modules(tree_unflatten(merged))
     if any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules()):
         dequantize_model(model)
+    group_size = (config.get("quantization") or {}).get("group_size", QUANTIZATION_GROUP)  # the base's own grid, as mlx_lm.fuse
     config = {k: v for k, v in config.items() if k not in ("quantization", "quantization_config")}
     if bits:
-        _, config = quantize_model(model, config, QUANTIZATION_GROUP, bits)
+        _, config = quantize_model(model, config, group_size, bits)
     return config, len(merged)
 
 
@@ -202,7 +203,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
     check = {
         "run": info["name"], "adapter_sha256": file_sha256(run.adapters / "adapters.safetensors"),
         "base": str(base_folder), "base_bits": info["backend"].get("base_bits"), "output": str(output),
-        "bits": bits, "dtype": dtype if not bits else None, "merged_layers": merged, "max_tokens": max_tokens, "limit": limit,
+        "bits": bits, "group_size": (config.get("quantization") or {}).get("group_size"), "dtype": dtype if not bits else None, "merged_layers": merged, "max_tokens": max_tokens, "limit": limit,
         "tolerance": {"min_match": min_match, "max_f1_drop": max_f1_drop},
         "comparison": comparison, "passed": passed, "seconds": seconds,
     }
