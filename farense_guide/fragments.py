@@ -7,6 +7,7 @@
     training.md, evaluation.md, epochs.md   the run's tables (report.py wrote them)
     memory_m1.md       the memory estimator's table for Mistral-7B on a 16 GB M1
     fuse_check.md      the run's fuse check(s): fused answers against base + adapter
+    compare_gpu.md     the run next to runs/reference-cuda, the QLoRA run on an NVIDIA GPU (values gpu.*)
     figures/*.png      the run's figures
 
 Sources: the run folder (run.json, evaluation/evaluation_report.json, tables/, figures/), the data
@@ -30,6 +31,7 @@ from farense_guide.runs import RunFolder, read_json, write_json
 
 OUTPUT = Path("guide/_generated")
 REFERENCE = Path("runs/reference")
+GPU_RUN = Path("runs/reference-cuda")  # the same profile in QLoRA on an NVIDIA GPU (tools/gpu_qlora_reference.sh)
 STAMP = ".fragments-stamp"
 RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
 
@@ -261,6 +263,43 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n", values
 
 
+def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
+    """compare_gpu.md: the run next to the QLoRA run made on an NVIDIA GPU; its values as gpu.*."""
+    if not (gpu_run / "evaluation" / "evaluation_report.json").exists():
+        raise FarenseError(f"{gpu_run}: falta o run de QLoRA na GPU (avaliado), que o guia compara com este.",
+                           hint="vem com o repositório: git checkout -- runs/reference-cuda")
+    mine = {**run_values(run_path), **evaluation_values(run_path), **fuse_fragment(run_path)[1]}
+    gpu = {**run_values(gpu_run), **evaluation_values(gpu_run), **fuse_fragment(gpu_run)[1]}
+
+    def fuse_cell(values: dict, prefix: str) -> str:
+        if f"{prefix}.items" not in values:
+            return "—"
+        return f"{values[f'{prefix}.identical']} de {values[f'{prefix}.items']} iguais; F1 {values[f'{prefix}.f1_adapter']} → {values[f'{prefix}.f1_fused']}"
+
+    rows = [
+        ("máquina", "run.machine"), ("método", "run.method"), ("passos", None), ("duração", "run.duration"),
+        ("tokens/s (tokens de resposta)", "run.tokens_per_second"), ("memória de pico (GB)", "run.peak_memory_gb"),
+        ("melhor perda de validação", "run.best_val_loss"), ("F1 do modelo base", "eval.base.f1"),
+        ("F1 do modelo afinado", "eval.tuned.f1"), ("IC 95% do F1 afinado", "eval.tuned.f1_ci"),
+        ("AUC base → afinado", None), ("fusão em float", "fuse"), ("fusão re-quantizada a 4 bits", "fuse4"),
+    ]
+    lines = [f"| | `{run_path.name}` | `{gpu_run.name}` |", "| --- | ---: | ---: |"]
+    for label, key in rows:
+        cells = []
+        for values in (mine, gpu):
+            if label == "passos":
+                cells.append(f"{values['run.steps_done']} de {values['run.full_steps']}")
+            elif label.startswith("AUC"):
+                cells.append(f"{values['eval.base.auc']} → {values['eval.tuned.auc']}")
+            elif key in ("fuse", "fuse4"):
+                cells.append(fuse_cell(values, key))
+            else:
+                cells.append(values[key])
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    lines += ["", f"Fontes: `{run_path.as_posix()}/` e `{gpu_run.as_posix()}/` (run.json, evaluation/, fuse_check*/)."]
+    return "\n".join(lines) + "\n", {f"gpu.{key}": value for key, value in gpu.items()}
+
+
 def inputs_hash(run_path: Path, stats_path: Path) -> str:
     from farense_guide import memory, profiles
 
@@ -269,6 +308,7 @@ def inputs_hash(run_path: Path, stats_path: Path) -> str:
                Path(__file__), Path(memory.__file__), *sorted(profiles.PROFILE_DIR.glob("*.yaml"))]
     sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
     sources += sorted(run_path.glob("fuse_check*/fuse_check.json"))
+    sources += [GPU_RUN / "run.json", GPU_RUN / "evaluation" / "evaluation_report.json", *sorted(GPU_RUN.glob("fuse_check*/fuse_check.json"))]
     for path in sources:
         digest.update(str(path).encode() + (path.read_bytes() if path.exists() else b"-"))
     return digest.hexdigest()
@@ -314,6 +354,10 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
         written.append(output / "figures" / figure.name)
     (output / "memory_m1.md").write_text(table, encoding="utf-8")
     (output / "run_banner.md").write_text(run_banner(run_path, values), encoding="utf-8")
+    gpu_table, gpu_values = gpu_comparison(run_path, GPU_RUN)
+    values.update(gpu_values)
+    (output / "compare_gpu.md").write_text(gpu_table, encoding="utf-8")
+    written.append(output / "compare_gpu.md")
     fuse_table, fuse_values = fuse_fragment(run_path)
     values.update(fuse_values)
     (output / "fuse_check.md").write_text(fuse_table, encoding="utf-8")

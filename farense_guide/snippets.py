@@ -30,9 +30,18 @@ def snippet_files(root: Path = ROOT) -> list[Path]:
     return sorted(p for p in (root / "snippets").iterdir() if p.suffix in (".sh", ".py"))
 
 
+COMMITTED_RUNS = ("reference", "reference-cuda")  # what a fresh clone has under runs/
+RUN_SKIP = shutil.ignore_patterns("checkpoints", "fused", "fused-*", "*.gguf")
+
+
 def scratch_copy(destination: Path) -> Path:
+    """The project as a fresh clone would have it: sources, and the committed runs once they are evaluated."""
     shutil.copytree(ROOT, destination, ignore=SKIP, dirs_exist_ok=True)
     (destination / "runs").mkdir(exist_ok=True)
+    for name in COMMITTED_RUNS:
+        run = ROOT / "runs" / name
+        if (run / "evaluation" / "evaluation_report.json").exists():
+            shutil.copytree(run, destination / "runs" / name, ignore=RUN_SKIP, dirs_exist_ok=True)
     return destination
 
 
