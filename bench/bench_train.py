@@ -54,13 +54,15 @@ def worker_mlx_lm(model: str, steps: int, out: Path) -> dict:
     return {"tokens_per_second": collector.reports[1:]}
 
 
-def worker_farense(model: str, steps: int, out: Path, profile: str = "smollm2") -> dict:
+def worker_farense(model: str, steps: int, out: Path, profile: str = "smollm2", data: str = "") -> dict:
     from farense_guide.profiles import apply_overrides, load_profile
     from farense_guide.runs import RunFolder
     from farense_guide.train import TrainPlan, train
 
     changes = [f"max_steps={steps}", f"steps_per_report={REPORT_EVERY}", "steps_per_eval=1000000000", "val_batches=1",
                "save_every=1000000000", "early_stopping_patience=0"]
+    if data:
+        changes.append(f"data={data}")
     if model:
         changes += [f"model={model}", f"lora.rank={SETTINGS['rank']}", f"lora.scale={SETTINGS['scale']}",
                     f"lora.dropout={SETTINGS['dropout']}", f"lora.num_layers={SETTINGS['layers']}", f"batch_size={SETTINGS['batch']}",
@@ -72,12 +74,12 @@ def worker_farense(model: str, steps: int, out: Path, profile: str = "smollm2") 
     return {"tokens_per_second": reports[1:], "peak_gb": info["memory"]["peak_gb"], "estimate": info["memory"]["estimate"]}
 
 
-def in_child(kind: str, model: str, steps: int, profile: str = "smollm2") -> dict:
+def in_child(kind: str, model: str, steps: int, profile: str = "smollm2", data: str = "") -> dict:
     with tempfile.TemporaryDirectory() as out:
         env = blas.openblas_env()
         env.setdefault("TRANSFORMERS_VERBOSITY", "error")
         result = subprocess.run([sys.executable, __file__, "--worker", kind, "--model", model, "--steps", str(steps),
-                                 "--profile", profile, "--out", out],
+                                 "--profile", profile, "--out", out, "--data", data],
                                 env=env, capture_output=True, text=True, cwd=ROOT)
         if result.returncode != 0:
             sys.exit(result.stderr[-3000:])
@@ -86,6 +88,23 @@ def in_child(kind: str, model: str, steps: int, profile: str = "smollm2") -> dic
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def longest_examples(profile: str, folder: Path, count: int = 16) -> Path:
+    """A data folder of the `count` longest training examples, so every measured batch is a longest one."""
+    from farense_guide.data.validate import validate
+    from farense_guide.models import load_tokenizer
+    from farense_guide.profiles import load_profile
+
+    settings = load_profile(profile)
+    examples = validate(ROOT / settings.data, load_tokenizer(settings.model)).files["train"].examples
+    lines = (ROOT / settings.data / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    longest = sorted(examples, key=lambda e: e.tokens, reverse=True)[:count]
+    text = "\n".join(lines[e.line - 1] for e in longest) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        (folder / f"{split}.jsonl").write_text(text, encoding="utf-8")
+    return folder
 
 
 def padded_max_length(profile: str) -> int:
@@ -119,13 +138,14 @@ def main() -> None:
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="smollm2", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.chdir(ROOT)
     if args.worker == "mlx_lm":
         print(json.dumps(worker_mlx_lm(args.model, args.steps, args.out)))
         return
     if args.worker == "farense":
-        print(json.dumps(worker_farense(args.model, args.steps, args.out, args.profile)))
+        print(json.dumps(worker_farense(args.model, args.steps, args.out, args.profile, args.data)))
         return
 
     from farense_guide.models import float32_model
@@ -138,9 +158,12 @@ def main() -> None:
           f"{args.steps} passos (sem a 1.ª janela):")
     print(f"  farense-guide train: {mean(ours['tokens_per_second']):.1f} tokens/s · mlx_lm lora: "
           f"{mean(theirs['tokens_per_second']):.1f} tokens/s · razão {ratio:.2f} (objetivo >= 0.95)")
-    print("Memória de pico, estimada (no comprimento do batch mais longo) contra medida (mx.get_peak_memory):")
-    for profile, steps in (("tiny", 10), ("smollm2", args.steps)):
-        measured = in_child("farense", "", steps, profile)["peak_gb"] * 1e9
+    print("Memória de pico, estimada (no comprimento do batch mais longo) contra medida (mx.get_peak_memory) em passos "
+          "só com os exemplos mais longos:")
+    for profile, steps in (("tiny", 10), ("smollm2", 10)):
+        with tempfile.TemporaryDirectory() as folder:
+            data = longest_examples(profile, Path(folder))
+            measured = in_child("farense", "", steps, profile, str(data))["peak_gb"] * 1e9
         estimated = estimate_at(profile, padded_max_length(profile))
         print(f"  {profile}: estimada {estimated / 1e9:.2f} GB · medida {measured / 1e9:.2f} GB · "
               f"razão {estimated / measured:.2f} (objetivo: dentro de 15%)")
