@@ -160,13 +160,13 @@ def add_fuse(commands) -> None:
         "mudar as respostas para lá da tolerância, falha e não grava o modelo.",
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
-    parser.add_argument("--output", type=Path, help="pasta do modelo fundido (por omissão: runs/<nome>/fused)")
-    parser.add_argument("--bits", type=int, help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
-    parser.add_argument("--limit", type=int, help="verifica só as primeiras N perguntas de teste")
-    parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96)")
-    parser.add_argument("--min-match", type=float, default=DEFAULT_MIN_MATCH,
+    parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta do modelo fundido (por omissão: runs/<nome>/fused)")
+    parser.add_argument("--bits", type=int, metavar="N", help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
+    parser.add_argument("--limit", type=int, metavar="N", help="verifica só as primeiras N perguntas de teste")
+    parser.add_argument("--max-tokens", type=int, default=96, metavar="N", help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--min-match", type=float, default=DEFAULT_MIN_MATCH, metavar="FRAÇÃO",
                         help=f"fração mínima de respostas iguais (por omissão: {DEFAULT_MIN_MATCH})")
-    parser.add_argument("--max-f1-drop", type=float, default=DEFAULT_MAX_F1_DROP,
+    parser.add_argument("--max-f1-drop", type=float, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
                         help=f"descida máxima do F1 médio (por omissão: {DEFAULT_MAX_F1_DROP})")
 
 
@@ -180,7 +180,7 @@ def add_export(commands) -> None:
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--gguf", action="store_true", help="formato GGUF (o único por agora)")
-    parser.add_argument("--output", type=Path, help="pasta de saída (por omissão: runs/<nome>/export)")
+    parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta de saída (por omissão: runs/<nome>/export)")
 
 
 def build_parser() -> Parser:
