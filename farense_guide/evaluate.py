@@ -112,9 +112,9 @@ def likelihood_scores(model, tokenizer, items: list[Item], progress) -> dict:
     candidates = candidate_answers(items)
     pairs = [(item.messages, answer) for item, answers in zip(items, candidates) for answer in answers]
     scored = answer_log_probs(model, tokenizer, pairs, progress)
-    scores, labels, top1, true_nll, true_tokens = [], [], [], 0.0, 0
+    scores, labels, groups, top1, true_nll, true_tokens = [], [], [], [], 0.0, 0
     position = 0
-    for answers in candidates:
+    for item_index, answers in enumerate(candidates):
         item_scores = []
         for index, _ in enumerate(answers):
             total, count = scored[position]
@@ -125,8 +125,9 @@ def likelihood_scores(model, tokenizer, items: list[Item], progress) -> dict:
                 true_tokens += count
         scores += item_scores
         labels += [1] + [0] * (len(answers) - 1)
+        groups += [item_index] * len(answers)
         top1.append(float(int(np.argmax(item_scores)) == 0))
-    return {"scores": scores, "labels": labels, "top1": top1, "perplexity": math.exp(true_nll / true_tokens)}
+    return {"scores": scores, "labels": labels, "groups": groups, "top1": top1, "perplexity": math.exp(true_nll / true_tokens)}
 
 
 def generative_scores(answers: list[str], items: list[Item]) -> list[dict]:
@@ -149,6 +150,7 @@ def summarise(rows: list[dict], items: list[Item], likelihood: dict, threshold: 
     summary["refusal_rate_facts"] = metrics.bootstrap_interval([r["refusal"] for r in facts]).as_dict()
     summary["top1_accuracy"] = metrics.bootstrap_interval(likelihood["top1"]).as_dict()
     summary["auc"] = metrics.auc(fpr, tpr)
+    summary["auc_interval"] = metrics.bootstrap_auc(likelihood["scores"], likelihood["labels"], likelihood["groups"]).as_dict()
     summary["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
     summary["threshold"] = threshold
     summary["confusion"] = metrics.confusion(likelihood["scores"], likelihood["labels"], threshold).as_dict()
@@ -257,8 +259,9 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
             b, t = report["base"][metric], report["tuned"][metric]
             writer.writerow([metric, *(v if v is not None else "" for v in (b["mean"], b["ci_low"], b["ci_high"],
                                                                                 t["mean"], t["ci_low"], t["ci_high"]))])
-        for metric in ("auc", "perplexity"):
-            writer.writerow([metric, report["base"][metric], "", "", report["tuned"][metric], "", ""])
+        b, t = report["base"]["auc_interval"], report["tuned"]["auc_interval"]
+        writer.writerow(["auc", b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]])
+        writer.writerow(["perplexity", report["base"]["perplexity"], "", "", report["tuned"]["perplexity"], "", ""])
     from farense_guide.report import build_report
 
     build_report(run.path)  # figures, tables and EVALUATION_REPORT.md

@@ -106,6 +106,8 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
             values[f"{variant}.{metric}"] = pt(interval["mean"], 3)
             values[f"{variant}.{metric}_ci"] = f"[{pt(interval['ci_low'], 3)}; {pt(interval['ci_high'], 3)}]"
         values[f"{variant}.auc"] = pt(summary["auc"], 3)
+        if interval := summary.get("auc_interval"):  # evaluations before this interval existed lack it
+            values[f"{variant}.auc_ci"] = f"[{pt(interval['ci_low'], 3)}; {pt(interval['ci_high'], 3)}]"
         values[f"{variant}.perplexity"] = pt(summary["perplexity"], 2)
         values[f"{variant}.threshold"] = pt(summary["threshold"], 3)
         for metric in ("precision", "recall", "f1"):

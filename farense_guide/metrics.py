@@ -111,6 +111,21 @@ def bootstrap_interval(values, resamples: int = 2000, seed: int = 0, confidence:
     return Interval(float(data.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
 
 
+def bootstrap_auc(scores, labels, groups, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> Interval:
+    """AUC and a percentile bootstrap interval, resampling questions (a question's true answer and its distractors together)."""
+    scores, labels, groups = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool), np.asarray(groups)
+    members = [np.nonzero(groups == g)[0] for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        picked = np.concatenate([members[i] for i in rng.integers(0, len(members), size=len(members))])
+        if labels[picked].all() or not labels[picked].any():
+            continue  # a resample with one class has no ROC curve
+        values.append(auc(*roc_curve(scores[picked], labels[picked])[:2]))
+    tail = (1 - confidence) / 2 * 100
+    return Interval(auc(*roc_curve(scores, labels)[:2]), float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+
+
 def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rates, true positive rates, thresholds), one point per distinct score, ties together."""
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)

@@ -33,7 +33,9 @@ def with_interval(interval: dict) -> str:
 def evaluation_table(report: dict) -> str:
     rows = ["| métrica | modelo base | afinado (LoRA) |", "| --- | --- | --- |"]
     rows += [f"| {label} | {with_interval(report['base'][key])} | {with_interval(report['tuned'][key])} |" for key, label in METRIC_ROWS]
-    rows.append(f"| AUC (verosimilhança) | {number(report['base']['auc'])} | {number(report['tuned']['auc'])} |")
+    auc = {variant: with_interval(report[variant]["auc_interval"]) if "auc_interval" in report[variant] else number(report[variant]["auc"])
+           for variant in ("base", "tuned")}  # evaluations made before the AUC interval existed show the AUC alone
+    rows.append(f"| AUC (verosimilhança) | {auc['base']} | {auc['tuned']} |")
     rows.append(f"| perplexidade das respostas de referência | {number(report['base']['perplexity'], 2)} | "
                 f"{number(report['tuned']['perplexity'], 2)} |")
     for key, label in (("precision", "precisão"), ("recall", "recall"), ("f1", "F1")):

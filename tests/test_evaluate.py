@@ -22,6 +22,8 @@ def test_report_json_csv_and_predictions_agree(evaluated_run):
     for name in ("base", "tuned", *(report["epochs"][e] for e in report["epochs"])):
         summary = report[name] if isinstance(name, str) else name
         assert 0 <= summary["auc"] <= 1 and summary["perplexity"] > 1
+        interval = summary["auc_interval"]
+        assert interval["mean"] == summary["auc"] and interval["ci_low"] <= summary["auc"] <= interval["ci_high"]
         assert summary["f1"]["ci_low"] <= summary["f1"]["mean"] <= summary["f1"]["ci_high"]
         assert summary["confusion"]["tp"] + summary["confusion"]["fn"] == 6
         assert sum(summary["confusion"][k] for k in ("tp", "fp", "tn", "fn")) == 6 * 5
@@ -49,7 +51,9 @@ def test_every_number_in_the_tables_is_the_json(evaluated_run):
             interval = report[variant][key]
             if interval["mean"] is not None:
                 expected += [interval["mean"], interval["ci_low"], interval["ci_high"]]
-    expected += [report["base"]["auc"], report["tuned"]["auc"], report["base"]["perplexity"], report["tuned"]["perplexity"]]
+    for variant in ("base", "tuned"):
+        expected += [report[variant]["auc_interval"][key] for key in ("mean", "ci_low", "ci_high")]
+    expected += [report["base"]["perplexity"], report["tuned"]["perplexity"]]
     for key in ("precision", "recall", "f1"):
         expected += [report["base"]["confusion"][key], report["tuned"]["confusion"][key]]
     found = numbers(table.split("\n\n")[0])

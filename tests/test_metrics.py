@@ -99,3 +99,16 @@ def test_bootstrap_interval():
     assert interval.mean == 0.5
     assert 0.39 < interval.low < 0.45 and 0.55 < interval.high < 0.61  # about mean +- 1.96 * 0.05
     assert m.bootstrap_interval([0.7] * 10).as_dict() == {"mean": 0.7, "ci_low": 0.7, "ci_high": 0.7}
+
+
+def test_bootstrap_auc_resamples_whole_questions():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(60), 5)
+    labels = np.tile([1, 0, 0, 0, 0], 60)
+    scores = rng.normal(size=300) + 1.5 * labels  # the true answer scores higher, with noise
+    interval = m.bootstrap_auc(scores, labels, groups, resamples=500)
+    assert interval.mean == m.auc(*m.roc_curve(scores, labels)[:2])
+    assert interval.low < interval.mean < interval.high
+    assert 0.75 < interval.mean < 0.95 and interval.high - interval.low < 0.2
+    perfect = m.bootstrap_auc(labels.astype(float), labels, groups, resamples=50)
+    assert (perfect.mean, perfect.low, perfect.high) == (1.0, 1.0, 1.0)
