@@ -221,7 +221,6 @@ def all_steps(session: nox.Session) -> None:
     run = f"runs/all-{'completo' if full else 'curto'}-{time.strftime('%Y%m%d-%H%M%S')}"
     step(session, "preflight", "farense-guide", "preflight")
     step(session, "data", "farense-guide", "data", "validate", "data")
-    step(session, "data", "farense-guide", "data", "stats", "data", "--output", "data/stats", "--card", "data/README.md")
     step(session, "train", "farense-guide", "train", "--run-name", Path(run).name, *([] if full else SHORT_TRAINING), *extra)
     step(session, "evaluate", "farense-guide", "evaluate", run)
     step(session, "report", "farense-guide", "report", run)
