@@ -10,6 +10,7 @@ Also perplexity of the reference answers and the share of out-of-scope questions
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -213,6 +214,10 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
     epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
     variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}
     per_variant = len(test) * (2 + DISTRACTORS) + len(valid) * (1 + DISTRACTORS)
+    saved_variants = run.path / "evaluation" / "variants"  # each variant is kept as soon as it is done: a crash loses one
+    settings = {"data": {name: file_sha256(data / f"{name}.jsonl") for name in ("test", "valid")}, "limit": limit,
+                "max_tokens": max_tokens, "distractors": DISTRACTORS, "backend": info["backend"],
+                "code": hashlib.sha256(Path(__file__).read_bytes() + Path(metrics.__file__).read_bytes()).hexdigest()}
     results, answers, evaluated = {}, {}, {}  # evaluated: variant -> adapter sha256 (identical adapters are scored once)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         for name, adapter in variants.items():
@@ -228,6 +233,12 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
                 bar.update(task, advance=per_variant)
                 continue
             evaluated[name] = digest
+            saved, key = saved_variants / f"{name}.json", {**settings, "adapter": digest}
+            if saved.exists() and (done := json.loads(saved.read_text(encoding="utf-8")))["key"] == key:
+                results[name], answers[name] = done["result"], done["answers"]
+                bar.update(task, advance=per_variant)
+                bar.console.print(f"{label}: já avaliado em {saved}, com os mesmos dados, adaptador e código")
+                continue
             model, tokenizer = load_variant(info, adapter)
             validation = likelihood_scores(model, tokenizer, valid, advance)
             threshold = metrics.best_threshold(validation["scores"], validation["labels"])
@@ -235,6 +246,9 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
             rows = generative_scores(answers[name], test)
             results[name] = {"summary": summarise(rows, test, likelihood_scores(model, tokenizer, test, advance), threshold),
                              "rows": rows}
+            write_json(saved, {"key": key, "result": results[name], "answers": answers[name]})
+            summary = results[name]["summary"]
+            bar.console.print(f"{label}: F1 {summary['f1']['mean']:.3f}, AUC {summary['auc']:.3f} (guardado em {saved})")
     folder = run.path / "evaluation"
     folder.mkdir(parents=True, exist_ok=True)
     report = {

@@ -115,6 +115,11 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
     for metric in ("f1", "rouge_l", "top1_accuracy"):
         values[f"gain.{metric}"] = pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
     values["gain.auc"] = pt(report["tuned"]["auc"] - report["base"]["auc"], 3)
+    for metric in ("f1", "auc_interval"):
+        base, tuned = report["base"].get(metric), report["tuned"].get(metric)
+        if base and tuned:
+            apart = tuned["ci_low"] > base["ci_high"] or base["ci_low"] > tuned["ci_high"]
+            values[f"overlap.{metric.removesuffix('_interval')}"] = "não se sobrepõem" if apart else "sobrepõem-se"
     gap = report.get("loss_gap") or {}
     if gap:
         values.update({"loss_gap.train": pt(gap["train_loss"], 3), "loss_gap.valid": pt(gap["val_loss"], 3),
@@ -221,7 +226,8 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     info = RunFolder(run_path).read_run()
     shortened = info["iterations"].get("shortened")
     kind = "note" if is_reference(run_path) else "warning"
-    title = "Run de referência" if is_reference(run_path) else "Run de demonstração, não a referência"
+    title = ("Run de referência" if is_reference(run_path)
+             else "Run encurtado, não a referência" if shortened else "Run de demonstração, não a referência")
     lines = [f'!!! {kind} "{title}: {values["run.name"]}"', "",
              f"    Perfil `{values['run.profile']}` (modelo `{values['run.model']}`), {values['run.precision']}, "
              f"em {values['run.machine']}, a {values['run.date']}. "
@@ -230,9 +236,36 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     if not is_reference(run_path):
         lines += ["", ("    Estes números vêm de um run pequeno, feito para construir o site; não medem o que o guia descreve. "
                        "O run de referência fica em `runs/reference/` e substitui-os quando existir.")]
+        lines += ["    " + line if line else "" for line in reference_comparison(run_path)]
     if values.get("eval.limited") == "sim":
         lines += ["", f"    A avaliação usou só as primeiras {values['eval.items']} perguntas de teste (`eval_limit` ou `--limit`)."]
     return "\n".join(lines) + "\n"
+
+
+COMPARED_METRICS = [("F1", "f1"), ("ROUGE-L", "rouge_l"), ("exatidão top-1", "top1_accuracy"), ("AUC", "auc")]
+
+
+def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[str]:
+    """Markdown lines: this run's test metrics next to the reference's 95% intervals, and whether each falls inside."""
+    path = reference / "evaluation" / "evaluation_report.json"
+    if not path.exists():
+        return []
+    mine, ref = read_json(run_path / "evaluation" / "evaluation_report.json"), read_json(path)
+    lines = ["", f"| modelo | métrica | `{run_path.name}` | `{reference.name}` (IC 95%) | dentro do intervalo? |",
+             "| --- | --- | ---: | ---: | --- |"]
+    for variant, label in (("base", "base"), ("tuned", "afinado")):
+        for name, metric in COMPARED_METRICS:
+            interval = ref[variant].get("auc_interval" if metric == "auc" else metric)
+            if interval is None:  # evaluated before the AUC had an interval
+                continue
+            reference_mean = ref[variant]["auc"] if metric == "auc" else interval["mean"]
+            value = mine[variant]["auc"] if metric == "auc" else mine[variant][metric]["mean"]
+            inside = interval["ci_low"] <= value <= interval["ci_high"]
+            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt(reference_mean, 3)} [{pt(interval['ci_low'], 3)}; "
+                         f"{pt(interval['ci_high'], 3)}] | {'sim' if inside else '**não**'} |")
+    lines += ["", f"Os intervalos são os do run de referência ({ref['items']} perguntas de teste); este run foi avaliado em "
+              f"{mine['items']}. Fontes: `{run_path.as_posix()}/evaluation/` e `{reference.as_posix()}/evaluation/`."]
+    return lines
 
 
 def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
@@ -310,6 +343,7 @@ def inputs_hash(run_path: Path, stats_path: Path) -> str:
                Path(__file__), Path(memory.__file__), *sorted(profiles.PROFILE_DIR.glob("*.yaml"))]
     sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
     sources += sorted(run_path.glob("fuse_check*/fuse_check.json"))
+    sources += [REFERENCE / "evaluation" / "evaluation_report.json"]
     sources += [GPU_RUN / "run.json", GPU_RUN / "evaluation" / "evaluation_report.json", *sorted(GPU_RUN.glob("fuse_check*/fuse_check.json"))]
     for path in sources:
         digest.update(str(path).encode() + (path.read_bytes() if path.exists() else b"-"))

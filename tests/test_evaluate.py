@@ -79,3 +79,23 @@ def test_every_figure_is_made_and_a_second_report_does_nothing(evaluated_run):
     forced = run_cli("report", str(run), "--force")
     assert forced.returncode == 0 and "ficheiros gerados" in forced.stdout
     assert all(p.stat().st_mtime_ns > before[p] for p in before)
+
+
+def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, tmp_path, monkeypatch):
+    import shutil
+
+    from farense_guide import evaluate
+
+    run, _ = evaluated_run
+    copy = tmp_path / "ev"
+    shutil.copytree(run, copy)
+    assert {p.name for p in (copy / "evaluation" / "variants").glob("*.json")} >= {"base.json", "tuned.json", "epoch-1.json"}
+
+    def no_model(*args):
+        raise AssertionError("a variant already evaluated was loaded again")
+
+    monkeypatch.setattr(evaluate, "load_variant", no_model)
+    before = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
+    assert evaluate.evaluate_run(copy, max_tokens=8) == before
+    with pytest.raises(AssertionError, match="loaded again"):  # other settings: the saved variants do not count
+        evaluate.evaluate_run(copy, max_tokens=9)

@@ -88,3 +88,20 @@ def test_the_fuse_fragment_quotes_the_run_check_or_says_there_is_none(tmp_path):
     table, values = fragments.fuse_fragment(run)
     assert "| re-quantizado a 4 bits | 127 de 130" in table and table.rstrip().count("| falhou |") == 1
     assert values["fuse4.items"] == "130"
+
+
+def test_a_run_is_compared_with_the_reference_intervals(evaluated_run, tmp_path):
+    run, _ = evaluated_run
+    reference = tmp_path / "reference"
+    (reference / "evaluation").mkdir(parents=True)
+    report = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
+    (reference / "evaluation" / "evaluation_report.json").write_text(json.dumps(report))
+    lines = fragments.reference_comparison(run, reference)
+    rows = [line for line in lines if line.startswith("| afinado") or line.startswith("| base")]
+    assert len(rows) == 8 and all(row.endswith("| sim |") for row in rows)  # a run is inside its own intervals
+    f1 = report["tuned"]["f1"]
+    report["tuned"]["f1"] = {**f1, "ci_low": f1["mean"] + 0.01, "ci_high": f1["mean"] + 0.02}
+    (reference / "evaluation" / "evaluation_report.json").write_text(json.dumps(report))
+    row = next(line for line in fragments.reference_comparison(run, reference) if line.startswith("| afinado | F1 |"))
+    assert row.endswith("| **não** |") and fragments.pt(f1["mean"], 3) in row
+    assert fragments.reference_comparison(run, tmp_path / "absent") == []
