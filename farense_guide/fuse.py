@@ -19,6 +19,7 @@ from pathlib import Path
 
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
+from farense_guide.evaluate import generative_scores
 from farense_guide.pt_format import pt
 
 DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
@@ -81,8 +82,8 @@ def fuse_model(model, config: dict, bits: int | None):
 def compare(adapter_answers: list[str], fused_answers: list[str], items) -> dict:
     """Identical answers, and the F1 of each model against the reference, with bootstrap intervals."""
     identical = [a == f for a, f in zip(adapter_answers, fused_answers)]
-    f1_adapter = [metrics.token_scores(a, i.reference).f1 for a, i in zip(adapter_answers, items)]
-    f1_fused = [metrics.token_scores(f, i.reference).f1 for f, i in zip(fused_answers, items)]
+    f1_adapter = [row["f1"] for row in generative_scores(adapter_answers, items)]
+    f1_fused = [row["f1"] for row in generative_scores(fused_answers, items)]
     agreement = [metrics.token_scores(f, a).f1 for a, f in zip(adapter_answers, fused_answers)]
     return {
         "items": len(items),
