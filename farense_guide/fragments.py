@@ -234,9 +234,11 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
              f"{values['run.steps_done']} passos de {values['run.full_steps']} de um treino completo"
              + (" (run encurtado)." if shortened else ".")]
     if not is_reference(run_path):
-        lines += ["", ("    Estes números vêm de um run pequeno, feito para construir o site; não medem o que o guia descreve. "
-                       "O run de referência fica em `runs/reference/` e substitui-os quando existir.")]
-        lines += ["    " + line if line else "" for line in reference_comparison(run_path)]
+        comparison = reference_comparison(run_path)
+        where = ("`nox -s docs`, sem `--run`, mostra o run de referência, `runs/reference/`; a tabela compara os dois."
+                 if comparison else "O run de referência fica em `runs/reference/` e substitui-os quando existir.")
+        lines += ["", f"    Estes números vêm de um run pequeno, feito para construir o site; não medem o que o guia descreve. {where}"]
+        lines += ["    " + line if line else "" for line in comparison]
     if values.get("eval.limited") == "sim":
         lines += ["", f"    A avaliação usou só as primeiras {values['eval.items']} perguntas de teste (`eval_limit` ou `--limit`)."]
     return "\n".join(lines) + "\n"
