@@ -244,7 +244,7 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-COMPARED_METRICS = [("F1", "f1"), ("ROUGE-L", "rouge_l"), ("exatidão top-1", "top1_accuracy"), ("AUC", "auc")]
+COMPARED_METRICS = [("F1", "f1"), ("ROUGE-L", "rouge_l"), ("exatidão top-1", "top1_accuracy"), ("AUC", "auc_interval")]
 
 
 def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[str]:
@@ -257,13 +257,12 @@ def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[st
              "| --- | --- | ---: | ---: | --- |"]
     for variant, label in (("base", "base"), ("tuned", "afinado")):
         for name, metric in COMPARED_METRICS:
-            interval = ref[variant].get("auc_interval" if metric == "auc" else metric)
-            if interval is None:  # evaluated before the AUC had an interval
+            interval, own = ref[variant].get(metric), mine[variant].get(metric)
+            if interval is None or own is None:  # evaluated before the AUC had an interval
                 continue
-            reference_mean = ref[variant]["auc"] if metric == "auc" else interval["mean"]
-            value = mine[variant]["auc"] if metric == "auc" else mine[variant][metric]["mean"]
+            value = own["mean"]
             inside = interval["ci_low"] <= value <= interval["ci_high"]
-            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt(reference_mean, 3)} [{pt(interval['ci_low'], 3)}; "
+            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt(interval['mean'], 3)} [{pt(interval['ci_low'], 3)}; "
                          f"{pt(interval['ci_high'], 3)}] | {'sim' if inside else '**não**'} |")
     lines += ["", f"Os intervalos são os do run de referência ({ref['items']} perguntas de teste); este run foi avaliado em "
               f"{mine['items']}. Fontes: `{run_path.as_posix()}/evaluation/` e `{reference.as_posix()}/evaluation/`."]
