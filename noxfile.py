@@ -193,7 +193,7 @@ def serve(session: nox.Session) -> None:
 def snippets(session: nox.Session) -> None:
     """Corre todos os snippets do guia e o caderno com o perfil tiny, numa cópia do projeto; para no primeiro que falhe."""
     install(session)
-    session.run("python", "-m", "farense_guide.snippets", *package_args(session))
+    session.run("python", "-m", "farense_guide.book.snippets", *package_args(session))
 
 
 @nox.session(python=PYTHON)

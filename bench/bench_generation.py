@@ -26,7 +26,7 @@ def main() -> None:
     from mlx_lm import load
     from mlx_lm.generate import batch_generate, generate
 
-    from farense_guide.evaluate import load_items, prompt_tokens
+    from farense_guide.steps.evaluate import load_items, prompt_tokens
     from farense_guide.models import float32_model
 
     model, tokenizer = load(str(float32_model("smollm2")))

@@ -55,9 +55,9 @@ def worker_mlx_lm(model: str, steps: int, out: Path) -> dict:
 
 
 def worker_farense(model: str, steps: int, out: Path, profile: str = "smollm2", data: str = "") -> dict:
-    from farense_guide.profiles import apply_overrides, load_profile
+    from farense_guide.config import apply_overrides, load_profile
     from farense_guide.runs import RunFolder
-    from farense_guide.train import TrainPlan, train
+    from farense_guide.steps.train import TrainPlan, train
 
     changes = [f"max_steps={steps}", f"steps_per_report={REPORT_EVERY}", "steps_per_eval=1000000000", "val_batches=1",
                "save_every=1000000000", "early_stopping_patience=0"]
@@ -94,7 +94,7 @@ def longest_examples(profile: str, folder: Path, count: int = 16) -> Path:
     """A data folder of the `count` longest training examples, so every measured batch is a longest one."""
     from farense_guide.data.validate import validate
     from farense_guide.models import load_tokenizer
-    from farense_guide.profiles import load_profile
+    from farense_guide.config import load_profile
 
     settings = load_profile(profile)
     examples = validate(ROOT / settings.data, load_tokenizer(settings.model)).files["train"].examples
@@ -111,7 +111,7 @@ def padded_max_length(profile: str) -> int:
     """Longest batch the trainer builds: the longest example, padded to 32 * k + 1, capped."""
     from farense_guide.data.validate import validate
     from farense_guide.models import load_tokenizer
-    from farense_guide.profiles import load_profile
+    from farense_guide.config import load_profile
 
     settings = load_profile(profile)
     result = validate(ROOT / settings.data, load_tokenizer(settings.model))
@@ -123,9 +123,9 @@ def estimate_at(profile: str, seq_length: int) -> float:
     from dataclasses import replace
 
     from farense_guide.memory import ModelShape
-    from farense_guide.preflight import estimate_for
-    from farense_guide.profiles import load_profile
-    from farense_guide.train import model_config
+    from farense_guide.steps.preflight import estimate_for
+    from farense_guide.config import load_profile
+    from farense_guide.steps.train import model_config
 
     settings = replace(load_profile(profile), max_seq_length=seq_length)
     return estimate_for(settings, ModelShape.from_config(model_config(settings)), quantized=False)[0].total

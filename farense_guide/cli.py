@@ -11,7 +11,7 @@ from pathlib import Path
 from farense_guide import __version__, blas
 from farense_guide.data.cli import add_data_commands, run_data_command
 from farense_guide.errors import FarenseError
-from farense_guide.profiles import default_profile_name
+from farense_guide.config import default_profile_name
 from farense_guide.train_cli import add_train_commands, run_train_command
 
 # Commands that import MLX and so want OpenBLAS preloaded on Linux.
@@ -149,7 +149,7 @@ def add_pdf(commands) -> None:
 
 
 def add_fuse(commands) -> None:
-    from farense_guide.fuse import DEFAULT_MAX_F1_DROP, DEFAULT_MIN_MATCH
+    from farense_guide.steps.fuse import DEFAULT_MAX_F1_DROP, DEFAULT_MIN_MATCH
 
     parser = commands.add_parser(
         "fuse",
@@ -206,8 +206,8 @@ def build_parser() -> Parser:
 
 
 def run_preflight_command(args) -> int:
-    from farense_guide.preflight import print_report, run_preflight, write_report
-    from farense_guide.profiles import load_profile
+    from farense_guide.steps.preflight import print_report, run_preflight, write_report
+    from farense_guide.config import load_profile
 
     report = run_preflight(load_profile(args.profile), runs_dir=args.output.parent)
     write_report(report, args.output)
@@ -230,7 +230,7 @@ def run_model_command(args) -> int:
 
 
 def run_chat_command(args) -> int:
-    from farense_guide.chat import chat
+    from farense_guide.steps.chat import chat
 
     if args.question and args.prompt:
         raise FarenseError("indique a pergunta uma só vez (posicional ou --prompt).")
@@ -239,7 +239,7 @@ def run_chat_command(args) -> int:
 
 
 def run_evaluate_command(args) -> int:
-    from farense_guide.evaluate import evaluate_run
+    from farense_guide.steps.evaluate import evaluate_run
 
     report = evaluate_run(args.run, args.limit, args.max_tokens)
     for name, label in (("base", "base"), ("tuned", "afinado")):
@@ -259,7 +259,7 @@ def run_report_command(args) -> int:
 
 
 def run_fragments_command(args) -> int:
-    from farense_guide.fragments import choose_run, generate
+    from farense_guide.book.fragments import choose_run, generate
 
     run = choose_run(args.run)
     written = generate(run, args.output, force=args.force)
@@ -271,9 +271,9 @@ def run_fragments_command(args) -> int:
 def run_pdf_command(args) -> int:
     import time
 
-    from farense_guide.fragments import generate
-    from farense_guide.guide_source import generated_dir
-    from farense_guide.pdf import build_pdf
+    from farense_guide.book.fragments import generate
+    from farense_guide.book.guide_source import generated_dir
+    from farense_guide.book.pdf import build_pdf
 
     if args.run:
         generate(args.run, generated_dir(args.config))
@@ -289,13 +289,13 @@ def run_pdf_command(args) -> int:
 
 
 def run_monitor_command(args) -> int:
-    from farense_guide.monitor import monitor
+    from farense_guide.steps.monitor import monitor
 
     return monitor(args.run, args.once, args.interval)
 
 
 def run_fuse_command(args) -> int:
-    from farense_guide.fuse import check_folder, fuse_run
+    from farense_guide.steps.fuse import check_folder, fuse_run
 
     check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
     c = check["comparison"]
@@ -306,7 +306,7 @@ def run_fuse_command(args) -> int:
 
 
 def run_export_command(args) -> int:
-    from farense_guide.gguf_export import export_run
+    from farense_guide.steps.export import export_run
 
     if not args.gguf:
         raise FarenseError("indique o formato: --gguf (o único por agora).")

@@ -153,7 +153,11 @@ def tiny_model(bits: int | None = None, seed: int = 0) -> Path:
     tokenizer_source = embedded_model()
     key = {"format": CACHE_FORMAT, "tokenizer": tokenizer_source.name, "bits": bits, "seed": seed}
     name = f"tiny-{bits or 32}bit-seed{seed}-{tokenizer_source.name[-12:]}"
-    return cached_build(name, key, lambda folder: build_tiny_model(folder, tokenizer_source, bits, seed))
+    def build(folder: Path) -> None:
+        build_tiny_model(folder, tokenizer_source, bits, seed)
+        copy_tokenizer_files(tokenizer_source, folder)
+
+    return cached_build(name, key, build)
 
 
 def float32_model(spec: str) -> Path:

@@ -22,12 +22,12 @@ TINY_GROUP_SIZE = 32
 
 
 def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, seed: int) -> None:
+    """Weights and config.json of the tiny model in `folder`; the caller copies the tokenizer files."""
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
-    from farense_guide.models import copy_tokenizer_files
 
     source_config = json.loads((tokenizer_source / "config.json").read_text())
     config = dict(
@@ -44,4 +44,3 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
     weights = dict(tree_flatten(model.parameters()))
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    copy_tokenizer_files(tokenizer_source, folder)

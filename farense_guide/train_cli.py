@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
-from farense_guide.profiles import default_profile_name
+from farense_guide.config import default_profile_name
 
 # Named shortcuts for the profile keys people change most; anything else: --set key=value.
 SHORTCUTS = {
@@ -108,9 +108,9 @@ def default_run_name(profile: str) -> str:
 
 
 def run_train_command(args, argv: list[str]) -> int:
-    from farense_guide.profiles import apply_overrides, load_profile, profile_from_dict
+    from farense_guide.config import apply_overrides, load_profile, profile_from_dict
     from farense_guide.runs import RunFolder
-    from farense_guide.train import TrainPlan, train
+    from farense_guide.steps.train import TrainPlan, train
 
     if args.processes or args.hosts:
         return launch_distributed(args, argv)

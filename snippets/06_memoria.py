@@ -1,10 +1,10 @@
 """Capítulo 6: a estimativa de memória de um perfil, antes de carregar ou descarregar o modelo."""
 
 # --8<-- [start:memoria]
-from farense_guide.fragments import M1_16GB_WORKING_SET
+from farense_guide.book.fragments import M1_16GB_WORKING_SET
 from farense_guide.memory import GB, verdict
-from farense_guide.preflight import estimate_for, model_shape
-from farense_guide.profiles import apply_overrides, load_profile
+from farense_guide.steps.preflight import estimate_for, model_shape
+from farense_guide.config import apply_overrides, load_profile
 
 perfil = load_profile("m1-16gb")  # Mistral-7B a 4 bits; model_shape no YAML chega para a estimativa
 forma = model_shape(perfil)

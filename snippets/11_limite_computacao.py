@@ -4,9 +4,9 @@
 import json
 from pathlib import Path
 
-from farense_guide.fragments import FLOPS_PER_PARAMETER_TOKEN, M1_GPU_FLOPS, STORY_CLAIMED_TOKENS_PER_SECOND
+from farense_guide.book.fragments import FLOPS_PER_PARAMETER_TOKEN, M1_GPU_FLOPS, STORY_CLAIMED_TOKENS_PER_SECOND
 from farense_guide.memory import ModelShape
-from farense_guide.profiles import load_profile
+from farense_guide.config import load_profile
 
 perfil = load_profile("m1-16gb")
 forma = ModelShape.from_config(perfil.model_shape)

@@ -65,7 +65,7 @@ def evaluated_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def site_project(tmp_path_factory, evaluated_run):
     """A copy of the project whose guide/_generated (values, tables, figures, PDF) comes from the tiny evaluated run."""
-    from farense_guide.snippets import scratch_copy
+    from farense_guide.book.snippets import scratch_copy
 
     copy = scratch_copy(tmp_path_factory.mktemp("site-project"))
     run, _ = evaluated_run

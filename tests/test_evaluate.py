@@ -84,7 +84,7 @@ def test_every_figure_is_made_and_a_second_report_does_nothing(evaluated_run):
 def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, tmp_path, monkeypatch):
     import shutil
 
-    from farense_guide import evaluate
+    from farense_guide.steps import evaluate
 
     run, _ = evaluated_run
     copy = tmp_path / "ev"

@@ -11,7 +11,7 @@ from farense_guide.data import stats
 from farense_guide.data.records import normalise, read_jsonl, user_text
 from farense_guide.data.validate import validate
 from farense_guide.models import load_tokenizer
-from farense_guide.profiles import load_profile
+from farense_guide.config import load_profile
 
 DATA = ROOT / "data"
 

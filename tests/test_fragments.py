@@ -6,9 +6,9 @@ import pytest
 
 from conftest import ROOT
 
-from farense_guide import fragments
+from farense_guide.book import fragments
 from farense_guide.errors import FarenseError
-from farense_guide.markdown_values import substitute
+from farense_guide.book.markdown_values import substitute
 
 
 def test_numbers_are_written_the_portuguese_way():
@@ -36,8 +36,8 @@ def test_compute_bound_of_a_7b_model_on_an_m1():
 
 def test_memory_table_is_the_estimator_for_the_m1_profile():
     from farense_guide.memory import GB, ModelShape
-    from farense_guide.preflight import estimate_for
-    from farense_guide.profiles import load_profile
+    from farense_guide.steps.preflight import estimate_for
+    from farense_guide.config import load_profile
 
     table, values = fragments.memory_table()
     profile = load_profile("m1-16gb")

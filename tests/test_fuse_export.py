@@ -90,7 +90,7 @@ def test_merging_into_a_4bit_base_keeps_the_delta_that_requantizing_erases():
     import mlx.nn as nn
     from mlx_lm.tuner.lora import LoRALinear
 
-    from farense_guide.fuse import merged_linear
+    from farense_guide.steps.fuse import merged_linear
 
     mx.random.seed(0)
     linear = nn.Linear(256, 256, bias=False)
@@ -132,7 +132,7 @@ def test_export_needs_a_format(fused_run):
 
 
 def test_the_gguf_file_is_readable_by_the_gguf_package(exported_run):
-    from farense_guide.gguf_export import gguf_tensor_name
+    from farense_guide.steps.export import gguf_tensor_name
 
     path = exported_run / "export" / "f-f16.gguf"
     reader, fields = gguf_fields(path)
@@ -203,7 +203,7 @@ def test_the_ollama_template_folds_the_system_prompt_for_a_mistral_template():
     from transformers import AutoTokenizer
 
     from farense_guide.chat_template import render
-    from farense_guide.gguf_export import ollama_template
+    from farense_guide.steps.export import ollama_template
     from farense_guide.models import tiny_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model()))
@@ -222,7 +222,7 @@ def test_a_hugging_face_layout_model_exports_with_permuted_rotary_weights(tmp_pa
     from mlx_lm import load
     from mlx_lm.models import llama
 
-    from farense_guide.gguf_export import write_gguf
+    from farense_guide.steps.export import write_gguf
     from farense_guide.gguf_import import convert_gguf
     from farense_guide.models import copy_tokenizer_files, tiny_model
     from farense_guide.tiny import TINY_SHAPE
@@ -281,7 +281,7 @@ def test_mlx_lm_server_answers_an_openai_client_streamed_and_not(served_fused_mo
     from mlx_lm import load
     from openai import OpenAI
 
-    from farense_guide.chat import answer
+    from farense_guide.steps.chat import answer
     from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
 
     messages = [{"role": "system", "content": FARENSE_SYSTEM_PROMPT}, {"role": "user", "content": "Quando foi fundado o Farense?"}]

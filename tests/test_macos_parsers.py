@@ -3,7 +3,8 @@
 import pytest
 
 from conftest import FIXTURES
-from farense_guide import macos, preflight
+from farense_guide import macos
+from farense_guide.steps import preflight
 
 OUTPUTS = {
     ("sysctl",): "sysctl.txt",
@@ -58,7 +59,7 @@ def test_read_macos_from_real_outputs(fake_mac):
 
 
 def test_preflight_on_a_mac_on_battery_warns(fake_mac):
-    from farense_guide.profiles import load_profile
+    from farense_guide.config import load_profile
 
     report = preflight.run_preflight(load_profile("tiny"), system="Darwin")
     checks = {c["key"]: c for c in report["checks"]}

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from farense_guide.memory import GB, ModelShape, estimate_memory, verdict
-from farense_guide.preflight import check_memory_estimate
-from farense_guide.profiles import available_profiles, load_profile
+from farense_guide.steps.preflight import check_memory_estimate
+from farense_guide.config import available_profiles, load_profile
 
 MISTRAL = ModelShape.from_config(load_profile("m1-16gb").model_shape)
 
@@ -66,7 +66,7 @@ def test_profiles_load():
 
 
 def test_budget_is_the_gpu_limit_on_metal_and_free_ram_on_the_cpu():
-    from farense_guide.preflight import memory_budget
+    from farense_guide.steps.preflight import memory_budget
 
     metal = {"max_recommended_working_set_size": int(10.7 * GB)}
     assert memory_budget("gpu", metal, available=int(3 * GB)) == int(10.7 * GB)  # a busy Mac is not refused

@@ -9,8 +9,8 @@ import yaml
 from PIL import Image
 from pypdf import PdfReader
 
-from farense_guide.guide_source import read_guide
-from farense_guide.pdf import PDF_NAME, build_pdf
+from farense_guide.book.guide_source import read_guide
+from farense_guide.book.pdf import PDF_NAME, build_pdf
 
 PAGES = (40, 200)  # the chapters as they stand: ~85 A4 pages with a demonstration run
 

@@ -21,7 +21,7 @@ import yaml
 
 from conftest import ROOT
 
-from farense_guide.pdf import PDF_NAME
+from farense_guide.book.pdf import PDF_NAME
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = os.environ.get("FARENSE_CHROMIUM", "/usr/bin/chromium")

@@ -1,6 +1,6 @@
 """The snippet runner stops at the first failing snippet and names it; snippets see the tiny profile."""
 
-from farense_guide.snippets import run_all
+from farense_guide.book.snippets import run_all
 
 
 def test_runner_runs_in_order_with_the_tiny_profile_and_stops_at_the_first_failure(tmp_path, capfd):

@@ -136,9 +136,9 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
 def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from mlx_lm.tuner.trainer import default_loss
 
-    from farense_guide.profiles import apply_overrides, load_profile
-    from farense_guide.train import TrainPlan
-    from farense_guide.train import train as run_training
+    from farense_guide.config import apply_overrides, load_profile
+    from farense_guide.steps.train import TrainPlan
+    from farense_guide.steps.train import train as run_training
     from farense_guide.train_cli import report_end
 
     def loss_turning_nan(model, batch, lengths):

@@ -23,11 +23,11 @@ O perfil vem da variável `FARENSE_PROFILE` (por omissão `smollm2`; a integraç
 import time
 from pathlib import Path
 
-from farense_guide.profiles import default_profile_name, load_profile
+from farense_guide.config import default_profile_name, load_profile
 
 profile = load_profile(default_profile_name())
 print(f"perfil {profile.name}: {profile.description}")"""),
-    ("code", """from farense_guide.preflight import run_preflight
+    ("code", """from farense_guide.steps.preflight import run_preflight
 
 report = run_preflight(profile)
 for check in report["checks"]:
@@ -45,8 +45,8 @@ first = json.loads(Path(profile.data, "train.jsonl").read_text(encoding="utf-8")
 for message in first["messages"]:
     print(f"[{message['role']}] {message['content']}")"""),
     ("code", """from farense_guide.memory import GB
-from farense_guide.preflight import default_quantized, estimate_for, model_shape
-from farense_guide.train import default_device
+from farense_guide.steps.preflight import default_quantized, estimate_for, model_shape
+from farense_guide.steps.train import default_device
 
 shape = model_shape(profile)
 estimate, precision = estimate_for(profile, shape, default_quantized(profile, default_device()))
@@ -54,7 +54,7 @@ print(precision)
 for label, size in estimate.rows():
     print(f"{label:>40}: {size / GB:6.2f} GB")"""),
     ("code", """from farense_guide.runs import RunFolder
-from farense_guide.train import TrainPlan, train
+from farense_guide.steps.train import TrainPlan, train
 
 run = RunFolder(Path("runs") / f"caderno-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 info = train(TrainPlan(profile, run, command=["notebook.ipynb"]))
@@ -70,14 +70,14 @@ plt.xlabel("passo")
 plt.ylabel("perda")
 plt.legend()
 plt.show()"""),
-    ("code", """from farense_guide.evaluate import evaluate_run
+    ("code", """from farense_guide.steps.evaluate import evaluate_run
 
 evaluation = evaluate_run(run.path)
 for variant in ("base", "tuned"):
     summary = evaluation[variant]
     print(f"{variant:>6}: F1 {summary['f1']['mean']:.3f} "
           f"[{summary['f1']['ci_low']:.3f}; {summary['f1']['ci_high']:.3f}] · AUC {summary['auc']:.3f}")"""),
-    ("code", """from farense_guide.chat import answer, load_chat_model
+    ("code", """from farense_guide.steps.chat import answer, load_chat_model
 from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
 
 question = [{"role": "system", "content": FARENSE_SYSTEM_PROMPT},

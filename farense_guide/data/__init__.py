@@ -1,3 +1,1 @@
-"""The data step: read, validate, clean, split and describe JSONL training data."""
-
-from farense_guide.data.records import DATA_SPLITS, load_split, to_chat  # noqa: F401
+"""The data step: records, validation, cleaning, splitting and statistics of the JSONL data set."""

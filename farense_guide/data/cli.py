@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
-from farense_guide.profiles import default_profile_name
+from farense_guide.config import default_profile_name
 
 DEFAULT_DATA = Path("data")
 
@@ -65,7 +65,7 @@ def add_token_options(parser, allow_skip: bool = True) -> None:
 
 def token_settings(args) -> tuple[str, int, object | None]:
     from farense_guide.models import load_tokenizer
-    from farense_guide.profiles import load_profile
+    from farense_guide.config import load_profile
 
     profile = load_profile(args.profile)
     model = args.model or profile.model

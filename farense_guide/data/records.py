@@ -80,23 +80,3 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def split_files(folder: Path) -> dict[str, Path]:
-    """{'train': folder/train.jsonl, ...} for the splits that exist."""
-    return {name: folder / f"{name}.jsonl" for name in DATA_SPLITS if (folder / f"{name}.jsonl").is_file()}
-
-
-def load_split(folder: Path, name: str, system_prompt: str | None = None) -> list[dict]:
-    """One split as records mlx-lm takes, {"question", "answer"} pairs converted to chat; invalid data stops here."""
-    from farense_guide.data.validate import check_file
-
-    path = Path(folder) / f"{name}.jsonl"
-    if not path.is_file():
-        raise FarenseError(f"{path}: não existe.", hint="farense-guide data split <ficheiro.jsonl> cria train/valid/test")
-    problems = check_file(path, str(path)).problems
-    if problems:
-        first = problems[0]
-        raise FarenseError(f"{first.path}:{first.line}: {first.message} ({len(problems)} problema(s) neste ficheiro)",
-                           hint=f"farense-guide data validate {folder} lista-os todos")
-    return [to_chat(r, system_prompt) for r in read_jsonl(path)]

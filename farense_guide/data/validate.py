@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from farense_guide.chat_template import render
-from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, record_format, to_chat, user_text
+from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, read_jsonl, record_format, to_chat, user_text
+from farense_guide.errors import FarenseError
 
 BOM = b"\xef\xbb\xbf"
 TEXT_FIELDS = {"completions": ("prompt", "completion"), "text": ("text",), "qa": ("question", "answer")}
@@ -252,3 +253,16 @@ def validate(target: Path, tokenizer=None, max_seq_length: int | None = None) ->
             if max_seq_length:
                 check_lengths(report, max_seq_length)
     return ValidationResult(reports)
+
+
+def load_split(folder: Path, name: str, system_prompt: str | None = None) -> list[dict]:
+    """One split as records mlx-lm takes, {"question", "answer"} pairs converted to chat; invalid data stops here."""
+    path = Path(folder) / f"{name}.jsonl"
+    if not path.is_file():
+        raise FarenseError(f"{path}: não existe.", hint="farense-guide data split <ficheiro.jsonl> cria train/valid/test")
+    problems = check_file(path, str(path)).problems
+    if problems:
+        first = problems[0]
+        raise FarenseError(f"{first.path}:{first.line}: {first.message} ({len(problems)} problema(s) neste ficheiro)",
+                           hint=f"farense-guide data validate {folder} lista-os todos")
+    return [to_chat(r, system_prompt) for r in read_jsonl(path)]

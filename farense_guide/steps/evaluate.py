@@ -163,8 +163,8 @@ def load_variant(run_info: dict, adapter: Path | None):
     """The base exactly as training used it (float32 LoRA or 4-bit QLoRA), with or without the adapter."""
     from mlx_lm.tuner.utils import load_adapters
 
-    from farense_guide.profiles import profile_from_dict
-    from farense_guide.train import load_base
+    from farense_guide.config import profile_from_dict
+    from farense_guide.steps.train import load_base
 
     profile = profile_from_dict(run_info["profile"])
     model, tokenizer, _ = load_base(profile, quantized=run_info["backend"].get("base_bits") is not None)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
-from farense_guide.evaluate import generative_scores
+from farense_guide.steps.evaluate import generative_scores
 from farense_guide.pt_format import pt
 
 DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
@@ -154,7 +154,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from farense_guide.chat_template import accepts_system, folding_template
-    from farense_guide.evaluate import check_trained, generate_answers, load_items, load_variant
+    from farense_guide.steps.evaluate import check_trained, generate_answers, load_items, load_variant
     from farense_guide.models import file_sha256
     from farense_guide.runs import RunFolder, write_json
 

@@ -19,7 +19,7 @@ from farense_guide import blas, macos
 from farense_guide.errors import FarenseError
 from farense_guide.memory import GB, ModelShape, estimate_memory, verdict
 from farense_guide.models import EMBEDDED_NAMES, cache_root, is_available_offline, resolve_model
-from farense_guide.profiles import Profile
+from farense_guide.config import Profile
 
 MIN_PYTHON = (3, 11)
 MIN_FREE_DISK = 5 * GB

@@ -142,7 +142,7 @@ def data_values(stats_path: Path) -> dict[str, str]:
 
 
 def profile_values() -> dict[str, str]:
-    from farense_guide.profiles import PROFILE_DIR, load_profile
+    from farense_guide.config import PROFILE_DIR, load_profile
 
     values = {}
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
@@ -163,8 +163,8 @@ def profile_values() -> dict[str, str]:
 def memory_rows() -> list[tuple[str, str, object]]:
     """The m1-16gb profile (Mistral-7B, 4 bits) and the variations the guide discusses."""
     from farense_guide.memory import ModelShape, estimate_memory
-    from farense_guide.preflight import estimate_for
-    from farense_guide.profiles import load_profile
+    from farense_guide.steps.preflight import estimate_for
+    from farense_guide.config import load_profile
 
     profile = load_profile("m1-16gb")
     shape = ModelShape.from_config(profile.model_shape)
@@ -206,7 +206,7 @@ def memory_table() -> tuple[str, dict[str, str]]:
 
 def compute_values(stats_path: Path) -> dict[str, str]:
     """The compute bound of chapter 11: a 7B model on the M1 GPU, and the m1-16gb profile's epochs of the Farense data."""
-    from farense_guide.profiles import load_profile
+    from farense_guide.config import load_profile
 
     epochs = load_profile("m1-16gb").epochs
     flops_per_token = FLOPS_PER_PARAMETER_TOKEN * SEVEN_B_PARAMETERS
@@ -271,7 +271,7 @@ def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[st
 
 def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
     """fuse_check.md: the fuse check(s) of the run as a table, or a note that the run has none."""
-    from farense_guide.fuse import check_folder
+    from farense_guide.steps.fuse import check_folder
 
     checks = [(bits, read_json(check_folder(run_path, bits) / "fuse_check.json"))
               for bits in (None, 4) if (check_folder(run_path, bits) / "fuse_check.json").exists()]
@@ -337,11 +337,11 @@ def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
 
 
 def inputs_hash(run_path: Path, stats_path: Path) -> str:
-    from farense_guide import memory, profiles
+    from farense_guide import config, memory
 
     digest = hashlib.sha256()
     sources = [run_path / "run.json", run_path / "evaluation" / "evaluation_report.json", stats_path,
-               Path(__file__), Path(memory.__file__), *sorted(profiles.PROFILE_DIR.glob("*.yaml"))]
+               Path(__file__), Path(memory.__file__), *sorted(config.PROFILE_DIR.glob("*.yaml"))]
     sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
     sources += sorted(run_path.glob("fuse_check*/fuse_check.json"))
     sources += [REFERENCE / "evaluation" / "evaluation_report.json"]
@@ -403,7 +403,3 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
     written += [output / "memory_m1.md", output / "run_banner.md", output / "values.json"]
     stamp.write_text(key)
     return written
-
-
-def value_names(output: Path = OUTPUT) -> list[str]:
-    return sorted(json.loads((output / "values.json").read_text(encoding="utf-8")))

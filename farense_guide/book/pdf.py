@@ -25,8 +25,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import BaseDocTemplate, Frame, NextPageTemplate, PageBreak, PageTemplate, Paragraph, Spacer
 from reportlab.platypus.tableofcontents import TableOfContents
 
-from farense_guide.guide_source import GuideSource, read_guide
-from farense_guide.pdf_flowables import MONO, SANS, Renderer, styles
+from farense_guide.book.guide_source import GuideSource, read_guide
+from farense_guide.book.pdf_flowables import MONO, SANS, Renderer, styles
 
 PDF_NAME = "GUIA_COMPLETO_LLM_MLX_M1.pdf"
 STAMP = ".pdf-stamp"

@@ -1,6 +1,6 @@
 """A Python-Markdown extension that puts measured values into the guide's prose: `[[run.tuned_f1]]`.
 
-The values come from `guide/_generated/values.json`, which `farense_guide.fragments` writes from a
+The values come from `guide/_generated/values.json`, which `farense_guide.book.fragments` writes from a
 run folder, so a number in a chapter is never typed by hand. MkDocs loads it by module name in
 mkdocs.yml and the PDF builder loads it the same way, so site and PDF print the same text.
 It runs before pymdownx.snippets, so included code is never touched; an unknown name stops the build.

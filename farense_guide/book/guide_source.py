@@ -17,7 +17,7 @@ from mdit_py_plugins.admon import admon_plugin
 
 from farense_guide.errors import FarenseError
 
-PREPROCESSORS = ("farense_guide.markdown_values", "pymdownx.snippets")
+PREPROCESSORS = ("farense_guide.book.markdown_values", "pymdownx.snippets")
 
 
 @dataclass
@@ -59,7 +59,7 @@ def extension_configs(config: dict, root: Path) -> dict[str, dict]:
     if "check_paths" in snippets:
         snippets["check_paths"] = snippets["check_paths"] == "true"
     snippets["base_path"] = [str(root / p) for p in snippets.get("base_path", ["."])]
-    values = configs.setdefault("farense_guide.markdown_values", {})
+    values = configs.setdefault("farense_guide.book.markdown_values", {})
     values["values"] = str(root / values.get("values", "guide/_generated/values.json"))
     return configs
 

@@ -202,7 +202,7 @@ def export_run(run_path: Path, output: Path | None = None) -> dict:
     """Fuse if needed (with its check), then write <run>.gguf, Modelfile and export.json into runs/<name>/export/."""
     from transformers import AutoTokenizer
 
-    from farense_guide.fuse import fuse_run, verified_fused_model
+    from farense_guide.steps.fuse import fuse_run, verified_fused_model
     from farense_guide.models import file_sha256
     from farense_guide.runs import RunFolder, write_json
 

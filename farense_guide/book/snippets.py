@@ -1,6 +1,6 @@
 """Run every file the guide includes from snippets/, and the notebook, the way a reader would.
 
-`nox -s snippets` (or `python -m farense_guide.snippets`) copies the project into a scratch folder,
+`nox -s snippets` (or `python -m farense_guide.book.snippets`) copies the project into a scratch folder,
 sets FARENSE_PROFILE=tiny so every command picks the tiny model, then runs snippets/*.sh with bash
 and snippets/*.py with Python in name order (the chapter number leads, so a later chapter finds
 the run an earlier one made), then executes guide/notebook.ipynb. It stops at the first failure
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from farense_guide import blas
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = Path("guide/notebook.ipynb")
 SKIP = shutil.ignore_patterns(".git", ".venv", ".nox", "site", "runs", "build", "__pycache__", "*.egg-info", ".pytest_cache",
                               "_generated")
@@ -96,7 +96,7 @@ def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, start
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m farense_guide.snippets",
+    parser = argparse.ArgumentParser(prog="python -m farense_guide.book.snippets",
                                      description="Corre todos os snippets do guia e o caderno, por ordem, numa cópia do projeto.")
     parser.add_argument("--profile", default="tiny", help="perfil a usar (FARENSE_PROFILE); por omissão: tiny")
     parser.add_argument("--only", help="corre só os snippets cujo nome contém este texto")

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
-from farense_guide.profiles import Profile
+from farense_guide.config import Profile
 from farense_guide.models import file_sha256
 from farense_guide.runs import RunFolder, replace_file
 
@@ -48,10 +48,6 @@ class LoopState:
     evaluations_without_improvement: int = 0
     trained_tokens: int = 0
     train_seconds: float = 0.0
-
-
-class NonFiniteLoss(Exception):
-    pass
 
 
 def now() -> str:
@@ -84,7 +80,7 @@ def data_files(profile: Profile) -> dict[str, dict]:
 def check_memory(profile: Profile, shape_config: dict, device: str, quantized: bool | None) -> dict:
     """Refuse, before loading weights, a profile the estimator says will not fit."""
     from farense_guide.memory import ModelShape
-    from farense_guide.preflight import check_memory_estimate, default_quantized, device_info, memory_budget, read_memory
+    from farense_guide.steps.preflight import check_memory_estimate, default_quantized, device_info, memory_budget, read_memory
 
     _, available = read_memory(platform.system(), None)
     budget = memory_budget(device, device_info(), available)
@@ -123,7 +119,7 @@ def load_base(profile: Profile, quantized: bool | None):
     from mlx_lm.utils import dequantize_model
 
     from farense_guide.models import resolve_model
-    from farense_guide.preflight import default_quantized
+    from farense_guide.steps.preflight import default_quantized
 
     folder = resolve_model(profile.model)
     model, tokenizer, config = load(str(folder), return_config=True)
@@ -261,7 +257,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     from mlx_lm.tuner.trainer import default_loss, evaluate, grad_checkpoint
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from farense_guide.data.records import load_split
+    from farense_guide.data.validate import load_split
     from farense_guide.progress import TrainProgress
 
     loss_fn = loss_fn or default_loss
@@ -287,7 +283,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     if profile.grad_checkpoint:
         grad_checkpoint(model.layers[0])
 
-    from farense_guide.preflight import describe_machine
+    from farense_guide.steps.preflight import describe_machine
 
     from farense_guide.chat_template import records_for_template
 
@@ -346,8 +342,6 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
 
     loss_value_and_grad = nn.value_and_grad(model, loss_fn)
     accumulation = profile.grad_accumulation
-    if accumulation < 1:
-        raise FarenseError("grad_accumulation tem de ser pelo menos 1.")
     compiled_state = [model.state, optimizer.state, mx.random.state]
 
     # Gradients are weighted by each micro-batch's token count and divided by the total over

@@ -1,0 +1,1 @@
+"""The ML steps, one module each: preflight, data, train, evaluate, fuse, export, chat, monitor."""
