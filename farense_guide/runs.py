@@ -1,49 +1,239 @@
-"""Run folders: the unit of reproducibility.
+"""Run folders, the unit of reproducibility, and the two helpers every writer uses.
 
 runs/<name>/
-  run.json          settings, data hashes, versions, machine, backend, times, status
-  metrics.jsonl     one JSON object per training report and per validation
-  adapters/         the best adapter by validation loss, in mlx-lm's format
-  adapters/last/    the adapter at the end of training
-  adapters/epoch-N/ the adapter at the end of each epoch
-  checkpoints/step-NNNNNNN/  what exact resume needs; the last few are kept
+  run.json                    RunInfo: settings, data hashes, versions, machine, backend, times, status
+  metrics.jsonl               one JSON object per training report and per validation
+  adapters/                   the best adapter by validation loss, in mlx-lm's format
+  adapters/last/, epoch-N/    the adapter at the end of training, and of each epoch
+  checkpoints/step-NNNNNNN/   what exact resume needs; the last few are kept
+  evaluation/                 evaluation_report.json, predictions.jsonl, the CSV, variants/ and EVALUATION_REPORT.md
+  figures/, tables/           what `report` draws from the JSON
+  fuse_check[-Nbit]/, fused/  the fuse check and the fused model
+  export/                     the GGUF and the Ollama Modelfile
 
-Everything is written to a temporary name and renamed, so a kill at any moment
-leaves the previous version whole.
+`RunFolder` is the only place that spells these paths. `safe_write` writes every file the package
+writes: to a temporary name in the same folder, then renamed, so a kill at any moment leaves the
+previous version whole. `Stamp` skips work whose inputs have not changed.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
+import io
 import json
+import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Callable, Iterable
 
+from farense_guide.config import Profile, profile_from_dict
 from farense_guide.errors import FarenseError
 
 CHECKPOINT_PREFIX = "step-"
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomic JSON write: temporary file in the same folder, then rename."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    replace_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+# ── safe writes ─────────────────────────────────────────────────────────────────────────────────
+
+
+def safe_write(path: Path, content: str | bytes | Callable[[Path], None]) -> Path:
+    """Write `content` (text, bytes, or a function that writes a given path) to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the final file should read like any other
+    try:
+        if isinstance(content, str):
+            Path(tmp).write_text(content, encoding="utf-8")
+        elif isinstance(content, bytes):
+            Path(tmp).write_bytes(content)
+        else:
+            content(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: Path, data) -> Path:
+    return safe_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> Path:
+    return safe_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_csv(path: Path, rows: Iterable[list]) -> Path:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    return safe_write(path, buffer.getvalue())
+
+
+def replace_file(path: Path, write) -> Path:  # TRANSITIONAL alias, removed before the refactor lands
+    return safe_write(path, write)
 
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FarenseError(f"{path}: não existe.") from None
     except ValueError as exc:
         raise FarenseError(f"{path}: JSON inválido ({exc}).") from None
 
 
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class Stamp:
+    """"Skip if the inputs are unchanged": the sha256 of the inputs, kept in a small file next to the outputs.
+
+    Inputs are paths (their name and bytes; a missing file counts as missing) or texts.
+    """
+
+    def __init__(self, path: Path, inputs: Iterable[Path | str]):
+        self.path = Path(path)
+        digest = hashlib.sha256()
+        for item in inputs:
+            if isinstance(item, Path):
+                digest.update(str(item).encode() + (item.read_bytes() if item.is_file() else b"-"))
+            else:
+                digest.update(item.encode())
+        self.key = digest.hexdigest()
+
+    def is_current(self) -> bool:
+        return self.path.is_file() and self.path.read_text() == self.key
+
+    def record(self) -> None:
+        safe_write(self.path, self.key)
+
+
+# ── run.json ────────────────────────────────────────────────────────────────────────────────────
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    FAILED_NAN = "failed_nan"
+    EARLY_STOPPED = "early_stopped"
+
+
+@dataclass
+class Iterations:
+    epochs: int
+    train_examples: int
+    valid_examples: int
+    batch_size: int
+    grad_accumulation: int
+    effective_batch: int
+    steps_per_epoch: int
+    full_steps: int
+    total_steps: int
+    optimizer_steps: int
+    shortened: bool
+
+
+@dataclass
+class Backend:
+    device: str  # "cpu" | "gpu"
+    method: str  # shown as is: "LoRA (base em float32)", "QLoRA (base a 4 bits)"
+    base_bits: int | None  # the base's bits during training; None: a float base
+    model_path: str
+
+
+@dataclass
+class Best:
+    step: int = 0
+    val_loss: float = math.inf
+
+
+@dataclass
+class Throughput:
+    trained_tokens: int
+    train_seconds: float
+    tokens_per_second: float | None
+
+
+@dataclass
+class RunInfo:
+    """run.json, typed. Keys this class does not know are kept as they are in `extra`."""
+
+    name: str
+    profile: Profile
+    iterations: Iterations
+    data: dict  # split -> {"path", "sha256"}
+    backend: Backend
+    status: RunStatus = RunStatus.RUNNING
+    processes: int = 1
+    versions: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)  # machine.describe_machine()
+    memory: dict = field(default_factory=dict)  # {"estimate": ..., "peak_gb": ...}
+    command: list[str] = field(default_factory=list)
+    started_at: str = ""
+    process: dict | None = None  # {"pid", "host"} of the training process, for the monitor
+    resumed_at: list[dict] = field(default_factory=list)
+    ended_at: str | None = None
+    steps_done: int | None = None
+    best: Best | None = None
+    throughput: Throughput | None = None
+    adapters: dict | None = None  # {"best", "last", "epochs"}
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunInfo":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {key: value for key, value in data.items() if key in known}
+        values["profile"] = profile_from_dict(data["profile"])
+        values["iterations"] = Iterations(**data["iterations"])
+        values["backend"] = Backend(**data["backend"])
+        values["status"] = RunStatus(data.get("status", RunStatus.RUNNING))
+        for key, kind in (("best", Best), ("throughput", Throughput)):
+            if data.get(key) is not None:
+                values[key] = kind(**data[key])
+        return cls(**values, extra={key: value for key, value in data.items() if key not in known})
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data = {key: value for key, value in data.items() if value is not None and value != []}
+        data = json.loads(json.dumps({**data, **self.extra}, default=_plain))
+        return data
+
+    @property
+    def shortened(self) -> bool:
+        return self.iterations.shortened
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} não é serializável em JSON")
+
+
+# ── the folder ──────────────────────────────────────────────────────────────────────────────────
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # training
     @property
     def run_json(self) -> Path:
         return self.path / "run.json"
@@ -57,16 +247,104 @@ class RunFolder:
         return self.path / "adapters"
 
     @property
+    def best_adapter(self) -> Path:
+        return self.adapters
+
+    @property
+    def last_adapter(self) -> Path:
+        return self.adapters / "last"
+
+    def epoch_adapter(self, epoch: int) -> Path:
+        return self.adapters / f"epoch-{epoch}"
+
+    def epoch_adapters(self) -> list[Path]:
+        """adapters/epoch-N folders, by epoch number."""
+        return sorted(self.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+
+    @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"{CHECKPOINT_PREFIX}{step:07d}"
+
+    # evaluation and report
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "evaluation"
+
+    @property
+    def evaluation_report(self) -> Path:
+        return self.evaluation / "evaluation_report.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.evaluation / "predictions.jsonl"
+
+    @property
+    def evaluation_summary(self) -> Path:
+        return self.evaluation / "evaluation_summary.csv"
+
+    @property
+    def evaluation_markdown(self) -> Path:
+        return self.evaluation / "EVALUATION_REPORT.md"
+
+    def evaluated_variant(self, name: str) -> Path:
+        """Each evaluated variant is kept as soon as it is done: a crash loses one, not all."""
+        return self.evaluation / "variants" / f"{name}.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.path / "tables"
+
+    @property
+    def report_stamp(self) -> Path:
+        return self.path / ".report-stamp"
+
+    # fuse and export
+    def fuse_check(self, bits: int | None = None) -> Path:
+        """fuse_check/ for the float fuse, fuse_check-4bit/ for a re-quantized one: one does not overwrite the other."""
+        return self.path / (f"fuse_check-{bits}bit" if bits else "fuse_check")
+
+    def fuse_checks(self) -> list[Path]:
+        return sorted(self.path.glob("fuse_check*/fuse_check.json"))
+
+    @property
+    def fused(self) -> Path:
+        return self.path / "fused"
+
+    @property
+    def export(self) -> Path:
+        return self.path / "export"
+
+    # run.json
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+    def read_info(self) -> RunInfo:
+        data = read_json(self.run_json)
+        try:
+            return RunInfo.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FarenseError(f"{self.run_json}: não é um run.json válido ({exc}).") from None
+
+    def write_info(self, info: RunInfo) -> None:
+        write_json(self.run_json, info.to_dict())
+
+    # TRANSITIONAL (removed before the refactor lands): dict access for modules not yet on RunInfo
     def read_run(self) -> dict:
         return read_json(self.run_json)
 
     def write_run(self, data: dict) -> None:
         write_json(self.run_json, data)
 
+    # metrics.jsonl
     def append_metrics(self, entry: dict) -> None:
+        """Append-only, one line per entry: a crash can only cut the last line, which read_metrics skips."""
         with open(self.metrics, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
             handle.flush()
@@ -85,12 +363,10 @@ class RunFolder:
 
     def truncate_metrics(self, after_step: int) -> None:
         """Drop entries past a checkpoint's step: a resumed run writes them again."""
-        kept = [e for e in self.read_metrics() if e.get("step", 0) <= after_step]
-        tmp = self.metrics.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept), encoding="utf-8")
-        os.replace(tmp, self.metrics)
+        write_jsonl(self.metrics, [e for e in self.read_metrics() if e.get("step", 0) <= after_step])
 
-    def save_checkpoint_folder(self, step: int, write) -> Path:
+    # checkpoints
+    def save_checkpoint_folder(self, step: int, write: Callable[[Path], None]) -> Path:
         """`write(tmp)` fills a temporary folder that is then renamed to the step's checkpoint."""
         target = self.checkpoint(step)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -113,25 +389,8 @@ class RunFolder:
                 steps.append(int(folder.name[len(CHECKPOINT_PREFIX):]))
         return sorted(steps)
 
-    def checkpoint(self, step: int) -> Path:
-        return self.checkpoints / f"{CHECKPOINT_PREFIX}{step:07d}"
-
     def prune_checkpoints(self, keep: int) -> None:
         for step in self.checkpoint_steps()[:-keep]:
             shutil.rmtree(self.checkpoint(step), ignore_errors=True)
         for stale in self.checkpoints.glob(".*"):  # temporaries of a killed save
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def replace_file(path: Path, write) -> None:
-    """Atomic file write: `write(tmp_path)` then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the final file should read like any other
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -8,7 +8,7 @@ assert Path("runs/farense/run.json").is_file(), "falta runs/farense (capítulo 8
 import json
 from pathlib import Path
 
-from farense_guide.models import file_sha256
+from farense_guide.runs import file_sha256
 
 run = json.loads(Path("runs/farense/run.json").read_text(encoding="utf-8"))
 print("comando:", " ".join(run["command"][1:]))

@@ -45,8 +45,8 @@ first = json.loads(Path(profile.data, "train.jsonl").read_text(encoding="utf-8")
 for message in first["messages"]:
     print(f"[{message['role']}] {message['content']}")"""),
     ("code", """from farense_guide.memory import GB
-from farense_guide.steps.preflight import default_quantized, estimate_for, model_shape
-from farense_guide.steps.train import default_device
+from farense_guide.inference import default_device, default_quantized
+from farense_guide.steps.preflight import estimate_for, model_shape
 
 shape = model_shape(profile)
 estimate, precision = estimate_for(profile, shape, default_quantized(profile, default_device()))

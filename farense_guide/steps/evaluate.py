@@ -160,18 +160,11 @@ def summarise(rows: list[dict], items: list[Item], likelihood: dict, threshold: 
 
 
 def load_variant(run_info: dict, adapter: Path | None):
-    """The base exactly as training used it (float32 LoRA or 4-bit QLoRA), with or without the adapter."""
-    from mlx_lm.tuner.utils import load_adapters
-
     from farense_guide.config import profile_from_dict
-    from farense_guide.steps.train import load_base
+    from farense_guide.inference import load_run_model
+    from farense_guide.runs import Backend
 
-    profile = profile_from_dict(run_info["profile"])
-    model, tokenizer, _ = load_base(profile, quantized=run_info["backend"].get("base_bits") is not None)
-    if adapter is not None:
-        model = load_adapters(model, str(adapter))
-    model.eval()
-    return model, tokenizer
+    return load_run_model(profile_from_dict(run_info["profile"]), Backend(**run_info["backend"]), adapter)
 
 
 def loss_gap(run_folder) -> dict:
@@ -200,7 +193,7 @@ def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from farense_guide.models import file_sha256
+    from farense_guide.runs import file_sha256
     from farense_guide.runs import RunFolder, write_json
 
     run = RunFolder(run_path)

@@ -203,7 +203,7 @@ def export_run(run_path: Path, output: Path | None = None) -> dict:
     from transformers import AutoTokenizer
 
     from farense_guide.steps.fuse import fuse_run, verified_fused_model
-    from farense_guide.models import file_sha256
+    from farense_guide.runs import file_sha256
     from farense_guide.runs import RunFolder, write_json
 
     run = RunFolder(run_path)

@@ -135,7 +135,7 @@ def fused_model_folder(run_path: Path) -> Path:
 
 def verified_fused_model(run_path: Path) -> Path | None:
     """The run's fused model if it exists, passed its check and was made from the current adapter."""
-    from farense_guide.models import file_sha256
+    from farense_guide.runs import file_sha256
 
     folder = fused_model_folder(run_path)
     provenance = folder / PROVENANCE
@@ -155,7 +155,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
 
     from farense_guide.chat_template import accepts_system, folding_template
     from farense_guide.steps.evaluate import check_trained, generate_answers, load_items, load_variant
-    from farense_guide.models import file_sha256
+    from farense_guide.runs import file_sha256
     from farense_guide.runs import RunFolder, write_json
 
     if bits is not None and bits not in (2, 3, 4, 5, 6, 8):

@@ -18,6 +18,7 @@ from pathlib import Path
 from farense_guide import blas, macos
 from farense_guide.errors import FarenseError
 from farense_guide.memory import GB, ModelShape, estimate_memory, verdict
+from farense_guide.inference import default_quantized
 from farense_guide.models import EMBEDDED_NAMES, cache_root, is_available_offline, resolve_model
 from farense_guide.config import Profile
 
@@ -217,11 +218,6 @@ def model_shape(profile: Profile) -> ModelShape | None:
     if folder is None:
         return None
     return ModelShape.from_config(json.loads((folder / "config.json").read_text()))
-
-
-def default_quantized(profile: Profile, device: str) -> bool:
-    """QLoRA on a GPU (Metal, CUDA); on the CPU 4-bit matmuls are slow, so the base is dequantized."""
-    return profile.quantized and device == "gpu"
 
 
 def training_precision(shape: ModelShape, quantized: bool) -> tuple[int | None, int, str]:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from farense_guide.errors import FarenseError
 from farense_guide.config import Profile
-from farense_guide.models import file_sha256
+from farense_guide.runs import file_sha256
+from farense_guide.inference import default_device, load_base
 from farense_guide.runs import RunFolder, replace_file
 
 STATUS_RUNNING = "running"
@@ -80,7 +81,8 @@ def data_files(profile: Profile) -> dict[str, dict]:
 def check_memory(profile: Profile, shape_config: dict, device: str, quantized: bool | None) -> dict:
     """Refuse, before loading weights, a profile the estimator says will not fit."""
     from farense_guide.memory import ModelShape
-    from farense_guide.steps.preflight import check_memory_estimate, default_quantized, device_info, memory_budget, read_memory
+    from farense_guide.inference import default_quantized
+    from farense_guide.steps.preflight import check_memory_estimate, device_info, memory_budget, read_memory
 
     _, available = read_memory(platform.system(), None)
     budget = memory_budget(device, device_info(), available)
@@ -94,12 +96,6 @@ def check_memory(profile: Profile, shape_config: dict, device: str, quantized: b
     return details
 
 
-def default_device() -> str:
-    import mlx.core as mx
-
-    return "gpu" if mx.default_device().type == mx.gpu else "cpu"
-
-
 def model_config(profile: Profile) -> dict:
     """The base model's config.json, or the profile's model_shape when the weights are not here yet."""
     import json
@@ -109,32 +105,6 @@ def model_config(profile: Profile) -> dict:
     if profile.model_shape and not is_available_offline(profile.model):
         return profile.model_shape
     return json.loads((resolve_model(profile.model) / "config.json").read_text())
-
-
-def load_base(profile: Profile, quantized: bool | None):
-    """Model, tokenizer and the backend actually used."""
-    import mlx.core as mx
-    from mlx.utils import tree_map
-    from mlx_lm import load
-    from mlx_lm.utils import dequantize_model
-
-    from farense_guide.models import resolve_model
-    from farense_guide.steps.preflight import default_quantized
-
-    folder = resolve_model(profile.model)
-    model, tokenizer, config = load(str(folder), return_config=True)
-    device = default_device()
-    base_bits = (config.get("quantization") or {}).get("bits")
-    keep_quantized = base_bits is not None and (quantized if quantized is not None else default_quantized(profile, device))
-    if base_bits and not keep_quantized:
-        model = dequantize_model(model)
-        model.update(tree_map(lambda p: p.astype(mx.float32), model.parameters()))
-        if quantized is None:
-            print("Aviso: no CPU a base é desquantizada para float32 (LoRA simples, ~30x mais rápido que QLoRA); "
-                  "--quantized força QLoRA a 4 bits.", file=sys.stderr)
-    method = f"QLoRA (base a {base_bits} bits)" if keep_quantized else "LoRA (base em float32)" if base_bits else "LoRA"
-    backend = {"device": device, "method": method, "base_bits": base_bits if keep_quantized else None, "model_path": str(folder)}
-    return model, tokenizer, backend
 
 
 def adapter_config(profile: Profile) -> dict:
@@ -275,6 +245,7 @@ def train(plan: TrainPlan, loss_fn=None) -> dict:
     memory = check_memory(profile, model_config(profile), default_device(), plan.quantized) if not plan.resume else {}
     mx.random.seed(profile.seed)
     model, tokenizer, backend = load_base(profile, plan.quantized)
+    backend = backend.__dict__
     if profile.memory_limit_gb:
         mx.set_memory_limit(int(profile.memory_limit_gb * 1e9))
     model.freeze()
