@@ -1,60 +1,88 @@
-"""`farense-guide` / `python -m farense_guide`: one subcommand per step, help and errors in pt-PT."""
+"""`farense-guide` / `python -m farense_guide`: the parsers, in pt-PT. Each subcommand registers itself once,
+with `set_defaults(handler=..., uses_mlx=...)`; commands.py holds what the handlers do.
+
+argparse's own messages ("usage:", "invalid choice", ...) go through gettext: argparse calls `_()` on
+each of them, and a pt-PT catalogue keyed by argparse's msgids answers. A message CPython rewords
+falls back to English rather than to half-translated text, and tests/test_cli.py checks that every
+msgid in the catalogue is still one argparse uses.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import gettext
 import os
 import sys
 from pathlib import Path
 
-from farense_guide import __version__, blas
-from farense_guide.data.cli import add_data_commands, run_data_command
+from farense_guide import __version__, blas, commands
+from farense_guide.config import SHORTCUTS, default_profile_name, describe_keys
 from farense_guide.errors import FarenseError
-from farense_guide.config import default_profile_name
-from farense_guide.train_cli import add_train_commands, run_train_command
 
-# Commands that import MLX and so want OpenBLAS preloaded on Linux.
-MLX_COMMANDS = {"preflight", "model", "chat", "train", "evaluate", "fuse", "export"}
+DEFAULT_DATA = Path("data")
 
-ARGPARSE_MESSAGES = {
-    "the following arguments are required: AÇÃO": "falta a ação (validate, clean, split ou stats)",
-    "argument ": "argumento ",
-    "the following arguments are required": "faltam argumentos obrigatórios",
-    "invalid choice": "escolha inválida",
-    "choose from": "escolha entre",
-    "unrecognized arguments": "argumentos não reconhecidos",
+# argparse msgid -> pt-PT, for the messages a user of this CLI can meet.
+ARGPARSE_PT = {
+    "usage: ": "utilização: ",
+    "positional arguments": "argumentos",
+    "options": "opções",
+    "show this help message and exit": "mostra esta ajuda e sai",
+    "argument %(argument_name)s: %(message)s": "argumento %(argument_name)s: %(message)s",
+    "the following arguments are required: %s": "faltam argumentos obrigatórios: %s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "escolha inválida: %(value)r (escolha entre %(choices)s)",
+    "unrecognized arguments: %s": "argumentos não reconhecidos: %s",
     "expected one argument": "espera um valor",
-    "invalid int value": "número inteiro inválido",
-    "invalid float value": "número inválido",
+    "expected at most one argument": "espera no máximo um valor",
+    "expected at least one argument": "espera pelo menos um valor",
+    "invalid %(type)s value: %(value)r": "%(type)s inválido: %(value)r",
+    "not allowed with argument %s": "não pode ser usado com o argumento %s",
+    "one of the arguments %s is required": "é preciso um dos argumentos %s",
+    "ambiguous option: %(option)s could match %(matches)s": "opção ambígua: %(option)s pode ser %(matches)s",
+    "ignored explicit argument %r": "argumento explícito ignorado: %r",
+    "%(prog)s: error: %(message)s\n": "%(prog)s: erro: %(message)s\n",
 }
 
 
-class PortugueseHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    def add_usage(self, usage, actions, groups, prefix=None):
-        return super().add_usage(usage, actions, groups, "utilização: " if prefix is None else prefix)
+class PortugueseArgparse(gettext.NullTranslations):
+    """A gettext catalogue for argparse's messages; what it does not know stays as argparse wrote it."""
+
+    def gettext(self, message):
+        return ARGPARSE_PT.get(message, message)
+
+    def ngettext(self, singular, plural, n):
+        return self.gettext(singular if n == 1 else plural)
+
+
+def translate_argparse() -> None:
+    """argparse looks up `_` and `ngettext` in its module namespace at call time: point them at the catalogue."""
+    catalogue = PortugueseArgparse()
+    argparse._ = catalogue.gettext
+    argparse.ngettext = catalogue.ngettext
+
+
+def integer(text: str) -> int:
+    return int(text)
+
+
+def number(text: str) -> float:
+    return float(text)
+
+
+integer.__name__ = "número inteiro"  # argparse names the type in "invalid %(type)s value"
+number.__name__ = "número"
+ARGUMENT_TYPES = {int: integer, float: number, str: str}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with pt-PT section titles, help flag and error messages."""
+    """argparse with a pt-PT section for the commands and the help flag's text (from the catalogue)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", PortugueseHelpFormatter)
-        kwargs["add_help"] = False
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
-        self._positionals.title = "argumentos"
-        self._optionals.title = "opções"
-        self.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
-
-    def error(self, message):
-        for english, portuguese in ARGPARSE_MESSAGES.items():
-            message = message.replace(english, portuguese)
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: erro: {message}\n")
 
 
-def add_preflight(commands) -> None:
-    parser = commands.add_parser(
+def add_preflight(subcommands) -> None:
+    parser = subcommands.add_parser(
         "preflight",
         help="verifica se a máquina está pronta para treinar",
         description="Verifica Python, sistema, MLX e dispositivo, memória, disco, alimentação (macOS), "
@@ -64,22 +92,26 @@ def add_preflight(commands) -> None:
     parser.add_argument("--profile", default=default_profile_name(), help="perfil de treino (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
     parser.add_argument("--json", action="store_true", help="escreve o relatório em JSON no ecrã em vez da tabela")
     parser.add_argument("--output", type=Path, default=Path("runs/preflight.json"), help="ficheiro JSON do relatório (por omissão: runs/preflight.json)")
+    parser.set_defaults(handler=commands.run_preflight_command, uses_mlx=True)
 
 
-def add_model(commands) -> None:
-    parser = commands.add_parser(
+
+def add_model(subcommands) -> None:
+    parser = subcommands.add_parser(
         "model",
         help="prepara e mostra modelos base",
         description="Converte o SmolLM2 embutido para MLX (uma vez, em cache), gera o modelo minúsculo de testes "
         "ou resolve um modelo local ou do Hugging Face, e mostra a pasta.",
     )
     parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta, um id 'organização/nome' ou a pasta de um run (o seu modelo base); por omissão: smollm2")
+    parser.set_defaults(handler=commands.run_model_command, uses_mlx=True)
 
 
-def add_chat(commands) -> None:
+
+def add_chat(subcommands) -> None:
     from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
 
-    parser = commands.add_parser(
+    parser = subcommands.add_parser(
         "chat",
         help="conversa com o modelo (com ou sem adaptador)",
         description="Conversa com o modelo base ou com um adaptador treinado, com a mensagem de sistema do conjunto de "
@@ -94,11 +126,13 @@ def add_chat(commands) -> None:
     parser.add_argument("--system", default=FARENSE_SYSTEM_PROMPT, help="mensagem de sistema (por omissão: a do conjunto de dados)")
     parser.add_argument("--no-system", dest="system", action="store_const", const=None,
                         help="sem mensagem de sistema (usa a do modelo)")
-    parser.add_argument("--max-tokens", type=int, default=200, help="máximo de tokens por resposta (por omissão: 200)")
+    parser.add_argument("--max-tokens", type=integer, default=200, help="máximo de tokens por resposta (por omissão: 200)")
+    parser.set_defaults(handler=commands.run_chat_command, uses_mlx=True)
 
 
-def add_evaluate(commands) -> None:
-    parser = commands.add_parser(
+
+def add_evaluate(subcommands) -> None:
+    parser = subcommands.add_parser(
         "evaluate",
         help="avalia um run: o modelo afinado contra o base, no conjunto de teste",
         description="Respostas gulosas (geração em lote do mlx-lm) avaliadas com exact match, precisão, recall, F1 e ROUGE-L "
@@ -107,12 +141,14 @@ def add_evaluate(commands) -> None:
         "Escreve runs/<nome>/evaluation/.",
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
-    parser.add_argument("--limit", type=int, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
-    parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--limit", type=integer, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
+    parser.add_argument("--max-tokens", type=integer, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+    parser.set_defaults(handler=commands.run_evaluate_command, uses_mlx=True)
 
 
-def add_report(commands) -> None:
-    parser = commands.add_parser(
+
+def add_report(subcommands) -> None:
+    parser = subcommands.add_parser(
         "report",
         help="gera as figuras e tabelas de um run a partir do seu JSON",
         description="Gera runs/<nome>/figures/*.png, runs/<nome>/tables/*.md e evaluation/EVALUATION_REPORT.md a partir de "
@@ -120,10 +156,12 @@ def add_report(commands) -> None:
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
+    parser.set_defaults(handler=commands.run_report_command, uses_mlx=False)
 
 
-def add_fragments(commands) -> None:
-    parser = commands.add_parser(
+
+def add_fragments(subcommands) -> None:
+    parser = subcommands.add_parser(
         "fragments",
         help="gera os valores, tabelas e figuras que o guia mostra, a partir de um run",
         description="Escreve guide/_generated/ (values.json, tabelas, figuras, a faixa do run e a tabela de memória do M1) "
@@ -132,10 +170,12 @@ def add_fragments(commands) -> None:
     parser.add_argument("--run", type=Path, help="pasta do run (por omissão: runs/reference)")
     parser.add_argument("--output", type=Path, default=Path("guide/_generated"), help="pasta de saída (por omissão: guide/_generated)")
     parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
+    parser.set_defaults(handler=commands.run_fragments_command, uses_mlx=False)
 
 
-def add_pdf(commands) -> None:
-    parser = commands.add_parser(
+
+def add_pdf(subcommands) -> None:
+    parser = subcommands.add_parser(
         "pdf",
         help="gera o guia num só PDF, a partir dos mesmos capítulos que o site",
         description="Lê a ordem dos capítulos de mkdocs.yml, resolve os mesmos snippets e valores que o site e escreve "
@@ -146,12 +186,14 @@ def add_pdf(commands) -> None:
     parser.add_argument("--config", type=Path, default=Path("mkdocs.yml"), help="configuração do MkDocs (por omissão: mkdocs.yml)")
     parser.add_argument("--output", type=Path, help="ficheiro PDF (por omissão: guide/_generated/GUIA_COMPLETO_LLM_MLX_M1.pdf)")
     parser.add_argument("--force", action="store_true", help="refaz o PDF mesmo que nada tenha mudado")
+    parser.set_defaults(handler=commands.run_pdf_command, uses_mlx=False)
 
 
-def add_fuse(commands) -> None:
+
+def add_fuse(subcommands) -> None:
     from farense_guide.steps.fuse import DEFAULT_MAX_F1_DROP, DEFAULT_MIN_MATCH
 
-    parser = commands.add_parser(
+    parser = subcommands.add_parser(
         "fuse",
         help="funde o adaptador de um run no modelo base e verifica o resultado",
         description="Desquantiza cada camada adaptada, soma-lhe o LoRA em float32 e grava um modelo completo em "
@@ -161,17 +203,19 @@ def add_fuse(commands) -> None:
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta do modelo fundido (por omissão: runs/<nome>/fused)")
-    parser.add_argument("--bits", type=int, metavar="N", help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
-    parser.add_argument("--limit", type=int, metavar="N", help="verifica só as primeiras N perguntas de teste")
-    parser.add_argument("--max-tokens", type=int, default=96, metavar="N", help="máximo de tokens por resposta (por omissão: 96)")
-    parser.add_argument("--min-match", type=float, default=DEFAULT_MIN_MATCH, metavar="FRAÇÃO",
+    parser.add_argument("--bits", type=integer, metavar="N", help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
+    parser.add_argument("--limit", type=integer, metavar="N", help="verifica só as primeiras N perguntas de teste")
+    parser.add_argument("--max-tokens", type=integer, default=96, metavar="N", help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--min-match", type=number, default=DEFAULT_MIN_MATCH, metavar="FRAÇÃO",
                         help=f"fração mínima de respostas iguais (por omissão: {DEFAULT_MIN_MATCH})")
-    parser.add_argument("--max-f1-drop", type=float, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
+    parser.add_argument("--max-f1-drop", type=number, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
                         help=f"descida máxima do F1 médio (por omissão: {DEFAULT_MAX_F1_DROP})")
+    parser.set_defaults(handler=commands.run_fuse_command, uses_mlx=True)
 
 
-def add_export(commands) -> None:
-    parser = commands.add_parser(
+
+def add_export(subcommands) -> None:
+    parser = subcommands.add_parser(
         "export",
         help="exporta o modelo fundido de um run para GGUF (llama.cpp, Ollama), com um Modelfile",
         description="Funde primeiro, se ainda não houver um modelo fundido verificado deste adaptador; depois escreve "
@@ -181,164 +225,144 @@ def add_export(commands) -> None:
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--gguf", action="store_true", help="formato GGUF (o único por agora)")
     parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta de saída (por omissão: runs/<nome>/export)")
+    parser.set_defaults(handler=commands.run_export_command, uses_mlx=True)
+
+
+
+def profile_keys_help() -> str:
+    width = max(len(key) for key, _ in describe_keys())
+    return "chaves do perfil (--set CHAVE=VALOR):\n" + "\n".join(f"  {key:<{width}}  {text}" for key, text in describe_keys())
+
+
+def add_train(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "train",
+        help="treina um adaptador LoRA/QLoRA (run em runs/<nome>)",
+        description="Treina um adaptador LoRA (QLoRA em Metal/CUDA) com o mlx-lm, num run em runs/<nome>/: run.json, "
+        "metrics.jsonl, adapters/ (o melhor pela perda de validação, last/ e epoch-N/) e checkpoints/. "
+        "Ctrl-C grava um checkpoint e mostra o comando para retomar.",
+        epilog=profile_keys_help(),
+    )
+    parser.add_argument("--profile", default=default_profile_name(), help="perfil (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
+    parser.add_argument("--run-name", help="nome do run (por omissão: <perfil>-<data>-<hora>)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="pasta dos runs (por omissão: runs)")
+    parser.add_argument("--resume", type=Path, metavar="RUN", help="retoma exatamente o run indicado a partir do último checkpoint")
+    quant = parser.add_mutually_exclusive_group()
+    quant.add_argument("--quantized", dest="quantized", action="store_const", const=True,
+                       help="QLoRA: mantém a base a 4 bits também no CPU (lento no CPU)")
+    quant.add_argument("--no-quantized", dest="quantized", action="store_const", const=False,
+                       help="LoRA sobre a base desquantizada em float32, também na GPU")
+    parser.add_argument("--set", action="append", default=[], metavar="CHAVE=VALOR",
+                       help="altera uma chave do perfil, p. ex. --set lora.dropout=0.1 (pode repetir)")
+    for name, (key, kind) in SHORTCUTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=ARGUMENT_TYPES[kind], help=f"atalho para --set {key}=…")
+    parser.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing (menos memória, ~30%% mais lento)")
+    parser.add_argument("--processes", type=integer, help="treino distribuído local com N processos (mlx.launch, backend ring)")
+    parser.add_argument("--hosts", help="treino distribuído em várias máquinas: IPs separados por vírgulas (mlx.launch, backend ring)")
+    parser.set_defaults(handler=commands.run_train_command, uses_mlx=True)
+
+
+
+def add_monitor(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "monitor",
+        help="acompanha um run (a decorrer ou terminado)",
+        description="Mostra a evolução de um run: perdas (sparkline), tokens/s, memória, época e tempo restante. "
+        "Atualiza-se até o run terminar; --once mostra um instantâneo e sai.",
+    )
+    parser.add_argument("run", type=Path, nargs="?", help="pasta do run (por omissão: o run mais recente em runs/)")
+    parser.add_argument("--once", action="store_true", help="mostra um instantâneo e sai (para scripts)")
+    parser.add_argument("--interval", type=number, default=2.0, help="segundos entre atualizações (por omissão: 2)")
+    parser.set_defaults(handler=commands.run_monitor_command, uses_mlx=False)
+
+
+
+def add_data(subcommands) -> None:
+    data = subcommands.add_parser(
+        "data",
+        help="valida, limpa, divide e descreve os dados JSONL",
+        description="O passo dos dados. Formatos aceites por linha: {\"messages\": [...]} (chat), "
+        "{\"prompt\", \"completion\"}, {\"text\"} e {\"question\", \"answer\"} (convertido para chat).",
+    )
+    actions = data.add_subparsers(dest="data_command", title="ações", metavar="AÇÃO", parser_class=Parser, required=True,
+                                  help="o que fazer aos dados")
+
+    validate = actions.add_parser("validate", help="lista todos os problemas, com ficheiro e linha",
+                                  description="Valida uma pasta (train/valid/test.jsonl) ou um ficheiro JSONL e lista todos os "
+                                  "problemas com ficheiro e linha. Sai com 1 se houver problemas.")
+    validate.add_argument("target", nargs="?", type=Path, default=DEFAULT_DATA, help="pasta ou ficheiro .jsonl (por omissão: data)")
+    add_token_options(validate)
+    validate.add_argument("--json", action="store_true", help="escreve o resultado em JSON")
+    validate.set_defaults(handler=commands.run_validate_command, uses_mlx=False)
+
+    clean = actions.add_parser("clean", help="escreve cópias limpas noutra pasta, com relatório",
+                               description="Escreve cópias limpas dos ficheiros numa pasta nova e um relatório "
+                               "(clean_report.json e .md) do que foi removido ou alterado e porquê. A entrada nunca é alterada.")
+    clean.add_argument("target", type=Path, help="pasta ou ficheiro .jsonl de entrada")
+    clean.add_argument("--output", type=Path, required=True, help="pasta de saída (não pode ser a de entrada)")
+    clean.add_argument("--system-prompt", help="mensagem de sistema a pôr nos pares question/answer convertidos para chat")
+    clean.set_defaults(handler=commands.run_clean_command, uses_mlx=False)
+    add_token_options(clean)
+
+    split = actions.add_parser("split", help="divide em train/valid/test de forma determinística",
+                               description="Divide os exemplos em train.jsonl, valid.jsonl e test.jsonl; a mesma semente dá "
+                               "sempre os mesmos ficheiros, e perguntas iguais (normalizadas) ficam no mesmo conjunto.")
+    split.add_argument("target", type=Path, help="ficheiro .jsonl (ou pasta) com todos os exemplos")
+    split.add_argument("--output", type=Path, required=True, help="pasta de saída")
+    split.add_argument("--seed", type=integer, default=0, help="semente (por omissão: 0)")
+    split.add_argument("--valid", type=number, default=0.1, help="fração para validação (por omissão: 0.1)")
+    split.add_argument("--test", type=number, default=0.1, help="fração para teste (por omissão: 0.1)")
+    split.set_defaults(handler=commands.run_split_command, uses_mlx=False)
+
+    stats = actions.add_parser("stats", help="contagens e tokens por exemplo: JSON, Markdown e histograma",
+                               description="Escreve stats.json, stats.md e token_lengths.png com contagens e percentis de "
+                               "tokens por exemplo (tokenizador do modelo do perfil).")
+    stats.add_argument("target", nargs="?", type=Path, default=DEFAULT_DATA, help="pasta de dados (por omissão: data)")
+    stats.add_argument("--output", type=Path, default=Path("runs/data-stats"), help="pasta de saída (por omissão: runs/data-stats)")
+    stats.add_argument("--card", type=Path, help="cartão de dados cuja secção gerada é atualizada (p. ex. data/README.md)")
+    stats.set_defaults(handler=commands.run_stats_command, uses_mlx=False)
+    add_token_options(stats, allow_skip=False)
+
+
+def add_token_options(parser, allow_skip: bool = True) -> None:
+    parser.add_argument("--profile", default=default_profile_name(),
+                        help="perfil de onde vêm o modelo e max_seq_length (por omissão: smollm2, ou o da variável FARENSE_PROFILE)")
+    parser.add_argument("--model", help="modelo cujo tokenizador conta os tokens (por omissão: o do perfil)")
+    parser.add_argument("--max-seq-length", type=integer, help="limite de tokens por exemplo (por omissão: o do perfil)")
+    if allow_skip:
+        parser.add_argument("--no-tokens", action="store_true", help="não conta tokens (mais rápido, sem carregar o tokenizador)")
 
 
 def build_parser() -> Parser:
+    translate_argparse()
     parser = Parser(
         prog="farense-guide",
         description="Fine-tuning de um modelo de linguagem num Apple M1 de 16 GB com MLX: "
         "o exemplo do Sporting Clube Farense, do início ao fim.",
     )
     parser.add_argument("--version", action="version", version=f"farense-guide {__version__}", help="mostra a versão e sai")
-    commands = parser.add_subparsers(dest="command", title="comandos", metavar="COMANDO", parser_class=Parser, help="o passo a correr")
-    add_preflight(commands)
-    add_model(commands)
-    add_chat(commands)
-    add_data_commands(commands, Parser)
-    add_train_commands(commands)
-    add_evaluate(commands)
-    add_report(commands)
-    add_fragments(commands)
-    add_pdf(commands)
-    add_fuse(commands)
-    add_export(commands)
+    subcommands = parser.add_subparsers(title="comandos", metavar="COMANDO", parser_class=Parser, help="o passo a correr")
+    for add in (add_preflight, add_model, add_chat, add_data, add_train, add_monitor, add_evaluate, add_report,
+                add_fragments, add_pdf, add_fuse, add_export):
+        add(subcommands)
     return parser
-
-
-def run_preflight_command(args) -> int:
-    from farense_guide.steps.preflight import print_report, run_preflight, write_report
-    from farense_guide.config import load_profile
-
-    report = run_preflight(load_profile(args.profile), runs_dir=args.output.parent)
-    write_report(report, args.output)
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print_report(report)
-        print(f"Relatório gravado em {args.output}")
-    return 1 if report["blocking"] else 0
-
-
-def run_model_command(args) -> int:
-    from farense_guide.models import resolve_model
-
-    spec = args.spec
-    if (Path(spec) / "run.json").is_file():  # a run folder: its base model
-        spec = json.loads((Path(spec) / "run.json").read_text(encoding="utf-8"))["profile"]["model"]
-    print(resolve_model(spec))
-    return 0
-
-
-def run_chat_command(args) -> int:
-    from farense_guide.steps.chat import chat
-
-    if args.question and args.prompt:
-        raise FarenseError("indique a pergunta uma só vez (posicional ou --prompt).")
-    chat(args.model, args.adapter, args.question or args.prompt, args.system, args.max_tokens, args.base)
-    return 0
-
-
-def run_evaluate_command(args) -> int:
-    from farense_guide.steps.evaluate import evaluate_run
-
-    report = evaluate_run(args.run, args.limit, args.max_tokens)
-    for name, label in (("base", "base"), ("tuned", "afinado")):
-        summary = report[name]
-        print(f"{label}: F1 {summary['f1']['mean']:.3f} [{summary['f1']['ci_low']:.3f}, {summary['f1']['ci_high']:.3f}] · "
-              f"AUC {summary['auc']:.3f} · perplexidade {summary['perplexity']:.2f}")
-    print(f"Relatório em {args.run / 'evaluation'}")
-    return 0
-
-
-def run_report_command(args) -> int:
-    from farense_guide.report import build_report
-
-    written = build_report(args.run, args.force)
-    print(f"{len(written)} ficheiros gerados em {args.run}" if written else f"{args.run}: relatório já atualizado (nada a refazer)")
-    return 0
-
-
-def run_fragments_command(args) -> int:
-    from farense_guide.book.fragments import choose_run, generate
-
-    run = choose_run(args.run)
-    written = generate(run, args.output, force=args.force)
-    print(f"{len(written)} fragmentos do guia gerados em {args.output} a partir de {run}" if written
-          else f"{args.output}: fragmentos já atualizados para {run} (nada a refazer)")
-    return 0
-
-
-def run_pdf_command(args) -> int:
-    import time
-
-    from farense_guide.book.fragments import generate
-    from farense_guide.book.guide_source import generated_dir
-    from farense_guide.book.pdf import build_pdf
-
-    if args.run:
-        generate(args.run, generated_dir(args.config))
-    start = time.perf_counter()
-    written = build_pdf(args.config, args.output, args.force)
-    if written is None:
-        print("PDF já atualizado (nada a refazer)")
-    else:
-        from pypdf import PdfReader
-
-        print(f"{written}: {len(PdfReader(written).pages)} páginas em {time.perf_counter() - start:.1f} s")
-    return 0
-
-
-def run_monitor_command(args) -> int:
-    from farense_guide.steps.monitor import monitor
-
-    return monitor(args.run, args.once, args.interval)
-
-
-def run_fuse_command(args) -> int:
-    from farense_guide.steps.fuse import check_folder, fuse_run
-
-    check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
-    c = check["comparison"]
-    print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
-          f"F1 fundido {c['f1_fused']['mean']:.3f}")
-    print(f"Modelo fundido em {check['output']}; verificação em {check_folder(args.run, args.bits)}")
-    return 0
-
-
-def run_export_command(args) -> int:
-    from farense_guide.steps.export import export_run
-
-    if not args.gguf:
-        raise FarenseError("indique o formato: --gguf (o único por agora).")
-    report = export_run(args.run, args.output)
-    print(f"{report['gguf']}: {report['tensors']} tensores, {report['bytes'] / 1e6:.0f} MB; Modelfile em {report['modelfile']}")
-    return 0
-
-
-HANDLERS = {
-    "preflight": run_preflight_command, "model": run_model_command, "chat": run_chat_command, "data": run_data_command,
-    "train": lambda args: run_train_command(args, ARGV), "monitor": run_monitor_command, "evaluate": run_evaluate_command,
-    "report": run_report_command, "fragments": run_fragments_command, "pdf": run_pdf_command,
-    "fuse": run_fuse_command, "export": run_export_command,
-}
-ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ARGV[:] = argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if not hasattr(args, "handler"):
         parser.print_help()
         return 0
-    if args.command in MLX_COMMANDS:
+    if args.uses_mlx:
         status = blas.rerun_with_openblas(argv)
         if status is not None:
             return status
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" banner
+    args.argv = argv  # the train command records it and re-runs it under mlx.launch
     try:
-        return HANDLERS[args.command](args)
+        return args.handler(args)
     except FarenseError as exc:
         print(f"erro: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,14 @@
-"""Training profiles: YAML files in `farense_guide/profiles/`, plain dataclasses in code."""
+"""The training profile: YAML files in `farense_guide/profiles/`, a plain dataclass in code.
+
+Each field carries its pt-PT help text in its metadata (`describe_keys` lists them for the CLI).
+YAML is read with a float-aware loader: PyYAML follows YAML 1.1, where `1e-4` is a string.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,49 +21,101 @@ DEFAULT_PROFILE = "smollm2"
 PROFILE_ENV = "FARENSE_PROFILE"  # the profile commands use when none is given (the snippets run with `tiny`)
 
 
+# Command-line shortcuts for the keys people change most (`--lora-rank 16`); anything else: --set key=value.
+SHORTCUTS = {
+    "epochs": ("epochs", int),
+    "batch_size": ("batch_size", int),
+    "grad_accumulation": ("grad_accumulation", int),
+    "learning_rate": ("learning_rate", float),
+    "max_seq_length": ("max_seq_length", int),
+    "max_steps": ("max_steps", int),
+    "lora_rank": ("lora.rank", int),
+    "lora_layers": ("lora.num_layers", int),
+    "seed": ("seed", int),
+    "data": ("data", str),
+}
+
+
 def default_profile_name() -> str:
     return os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
 
 
+class ProfileLoader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-4` as a float, as YAML 1.2 does (mlx-lm's loader does the same, globally)."""
+
+
+ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=ProfileLoader)
+
+
+def setting(default, help: str, **kwargs):
+    """A profile field with its help text."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass
 class LoraSettings:
-    rank: int = 8
-    scale: float = 20.0
-    dropout: float = 0.0
-    num_layers: int = 16
+    rank: int = setting(8, "posto (rank) das matrizes A e B do LoRA")
+    scale: float = setting(20.0, "escala do produto B·A somado ao peso congelado")
+    dropout: float = setting(0.0, "dropout à entrada de cada camada LoRA")
+    num_layers: int = setting(16, "número de camadas, a contar do fim, que recebem LoRA (-1: todas)")
 
 
 @dataclass
 class Profile:
-    name: str
-    description: str
-    model: str
-    quantized: bool = True
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    batch_size: int = 4
-    grad_accumulation: int = 1
-    max_seq_length: int = 512
-    grad_checkpoint: bool = False
-    learning_rate: float = 1e-4
-    lr_schedule: str = "cosine"
-    warmup_steps: int = 0
-    epochs: int = 3
-    seed: int = 0
-    memory_limit_gb: float | None = None
-    model_shape: dict | None = None  # config.json keys, for estimates without the weights
-    data: str = "data"
-    mask_prompt: bool = True  # loss on the answers only
-    max_steps: int | None = None  # cut the run short (labelled as such in run.json)
-    steps_per_report: int = 10
-    steps_per_eval: int = 50
-    save_every: int = 50
-    keep_checkpoints: int = 3
-    early_stopping_patience: int = 5  # validations without improvement; 0 = off
-    val_batches: int = -1  # -1 = the whole validation split
-    eval_limit: int | None = None  # evaluate only the first N test/valid questions (tiny runs)
+    name: str = setting("", "nome do perfil (o do ficheiro .yaml)")
+    description: str = setting("", "descrição numa linha")
+    model: str = setting("smollm2", "modelo base: smollm2, tiny, uma pasta ou um id do Hugging Face")
+    quantized: bool = setting(True, "base a 4 bits (QLoRA) numa GPU; no CPU a base é desquantizada para float32")
+    lora: LoraSettings = setting(LoraSettings, "definições do LoRA (lora.rank, lora.scale, lora.dropout, lora.num_layers)")
+    batch_size: int = setting(4, "exemplos por passo")
+    grad_accumulation: int = setting(1, "passos cujos gradientes se somam antes de cada atualização")
+    max_seq_length: int = setting(512, "tokens por exemplo, no máximo")
+    grad_checkpoint: bool = setting(False, "gradient checkpointing: menos memória, ~30% mais lento")
+    learning_rate: float = setting(1e-4, "taxa de aprendizagem máxima")
+    lr_schedule: str = setting("cosine", "cosine (com aquecimento) ou constant")
+    warmup_steps: int = setting(0, "passos de aquecimento da taxa de aprendizagem")
+    epochs: int = setting(3, "passagens pelos dados de treino")
+    seed: int = setting(0, "semente: ordem dos dados, dropout e inicialização do LoRA")
+    memory_limit_gb: float | None = setting(None, "limite de memória do MLX em GB (null: sem limite)")
+    model_shape: dict | None = setting(None, "chaves do config.json do modelo, para estimar a memória sem os pesos")
+    data: str = setting("data", "pasta com train.jsonl, valid.jsonl e test.jsonl")
+    mask_prompt: bool = setting(True, "perda só nas respostas, não nas perguntas")
+    max_steps: int | None = setting(None, "encurta o treino a N passos (o run.json di-lo)")
+    steps_per_report: int = setting(10, "passos entre relatórios de perda e velocidade")
+    steps_per_eval: int = setting(50, "passos entre validações")
+    save_every: int = setting(50, "passos entre checkpoints")
+    keep_checkpoints: int = setting(3, "checkpoints guardados (os mais recentes)")
+    early_stopping_patience: int = setting(5, "validações sem melhorar antes de parar (0: nunca)")
+    val_batches: int = setting(-1, "batches de validação por validação (-1: o conjunto todo)")
+    eval_limit: int | None = setting(None, "avalia só as primeiras N perguntas de teste e validação")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def describe_keys() -> list[tuple[str, str]]:
+    """(key, help) of every profile key a user may change, `lora.rank` style."""
+    keys = []
+    for item in dataclasses.fields(Profile):
+        if item.name == "lora":
+            keys += [(f"lora.{sub.name}", sub.metadata["help"]) for sub in dataclasses.fields(LoraSettings)]
+        elif item.name != "name":
+            keys.append((item.name, item.metadata["help"]))
+    return keys
 
 
 def available_profiles() -> list[str]:
@@ -76,15 +133,14 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
             f"perfis disponíveis: {', '.join(available_profiles())}; ou indique um ficheiro .yaml",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise FarenseError(f"{where}: YAML inválido ({getattr(exc, 'problem', exc)}).") from None
-    known = {f.name for f in dataclasses.fields(Profile)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise FarenseError(f"{path}: chaves desconhecidas no perfil: {', '.join(unknown)}.")
+    if not isinstance(raw, dict):
+        raise FarenseError(f"{path}: um perfil é um dicionário YAML (chave: valor).")
+    known_keys(Profile, raw, str(path))
     raw.setdefault("description", "")
     return profile_from_dict({"name": path.stem, **raw})
 
@@ -95,7 +151,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if not sep or not key:
         raise FarenseError(f"alteração inválida {text!r}: use chave=valor, p. ex. lora.rank=16")
     try:
-        return key.strip().split("."), yaml.safe_load(value)
+        return key.strip().split("."), read_yaml(value)
     except yaml.YAMLError:
         raise FarenseError(f"valor inválido em {text!r}") from None
 
@@ -112,12 +168,6 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
             target = target[part]
         if path[-1] not in target:
             raise FarenseError(f"chave desconhecida no perfil: {'.'.join(path)}", f"chaves: {', '.join(sorted(target))}")
-        current = target[path[-1]]
-        if isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-            try:
-                value = float(value)  # YAML 1.1 reads 1e-4 as text
-            except ValueError:
-                raise FarenseError(f"{'.'.join(path)}: número inválido {value!r}") from None
         target[path[-1]] = value
     return profile_from_dict(data)
 
@@ -126,8 +176,24 @@ POSITIVE = ("batch_size", "grad_accumulation", "epochs", "max_seq_length", "step
             "keep_checkpoints")
 
 
+INTEGERS = ("seed", "warmup_steps", "val_batches", "early_stopping_patience")
+BOOLEANS = ("quantized", "grad_checkpoint", "mask_prompt")
+TEXTS = ("model", "data", "lr_schedule", "description")
+
+
+def check_types(profile: Profile) -> None:
+    values = {key: getattr(profile, key) for key in INTEGERS + BOOLEANS + TEXTS}
+    values["lora.num_layers"] = profile.lora.num_layers
+    for key, value in values.items():
+        kind, label = ((bool, "verdadeiro ou falso (true/false)") if key in BOOLEANS else (str, "um texto") if key in TEXTS
+                       else (int, "um número inteiro"))
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise FarenseError(f"perfil {profile.name}: {key} tem de ser {label} (recebido {value!r}).")
+
+
 def check_values(profile: Profile) -> Profile:
     """Refuse values that would crash or silently do nothing later, naming the key."""
+    check_types(profile)
     for key in POSITIVE:
         value = getattr(profile, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -140,10 +206,33 @@ def check_values(profile: Profile) -> Profile:
     return profile
 
 
+FLOATS = ("learning_rate", "memory_limit_gb")
+LORA_FLOATS = ("scale", "dropout")
+
+
+def as_float(key: str, value):
+    """Numbers for float keys: 1 -> 1.0; text or booleans are refused, naming the key."""
+    if value is None or (isinstance(value, float)):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise FarenseError(f"perfil: {key} tem de ser um número (recebido {value!r}).")
+
+
+def known_keys(kind, data: dict, where: str) -> dict:
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
+    if unknown:
+        keys = ", ".join(sorted(f.name for f in dataclasses.fields(kind) if f.name != "name"))
+        raise FarenseError(f"{where}: chaves desconhecidas: {', '.join(unknown)}.", f"chaves: {keys}")
+    return data
+
+
 def profile_from_dict(data: dict) -> Profile:
-    data = dict(data)
-    try:
-        lora = LoraSettings(**data.pop("lora", {}))
-        return check_values(Profile(lora=lora, **data))
-    except TypeError as exc:
-        raise FarenseError(f"perfil inválido ({exc}).") from None
+    data = dict(known_keys(Profile, data, "perfil"))
+    lora = data.pop("lora", {})
+    if not isinstance(lora, dict):
+        raise FarenseError(f"perfil: lora tem de ter chaves (lora.rank, lora.scale, ...), não {lora!r}.")
+    lora = dict(known_keys(LoraSettings, lora, "perfil, em lora"))
+    data.update({key: as_float(key, data[key]) for key in FLOATS if key in data})
+    lora.update({key: as_float(f"lora.{key}", lora[key]) for key in LORA_FLOATS if key in lora})
+    return check_values(Profile(lora=LoraSettings(**lora), **data))

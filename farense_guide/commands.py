@@ -1,0 +1,209 @@
+"""What each `farense-guide` subcommand does with its parsed arguments: call the step, print the outcome in pt-PT.
+
+cli.py builds the parsers and points each subcommand at one of these functions. Heavy modules
+(MLX, mlx-lm, matplotlib, reportlab) are imported inside the functions, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from farense_guide.errors import FarenseError
+
+
+def run_preflight_command(args) -> int:
+    from farense_guide.steps.preflight import print_report, run_preflight, write_report
+    from farense_guide.config import load_profile
+
+    report = run_preflight(load_profile(args.profile), runs_dir=args.output.parent)
+    write_report(report, args.output)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print_report(report)
+        print(f"Relatório gravado em {args.output}")
+    return 1 if report["blocking"] else 0
+
+
+def run_model_command(args) -> int:
+    from farense_guide.models import resolve_model
+
+    spec = args.spec
+    if (Path(spec) / "run.json").is_file():  # a run folder: its base model
+        spec = json.loads((Path(spec) / "run.json").read_text(encoding="utf-8"))["profile"]["model"]
+    print(resolve_model(spec))
+    return 0
+
+
+def token_settings(args) -> tuple[str, int, object | None]:
+    from farense_guide.config import load_profile
+    from farense_guide.models import load_tokenizer
+
+    profile = load_profile(args.profile)
+    model = args.model or profile.model
+    max_seq_length = args.max_seq_length or profile.max_seq_length
+    tokenizer = None if getattr(args, "no_tokens", False) else load_tokenizer(model)
+    return model, max_seq_length, tokenizer
+
+
+def require_input(target: Path) -> None:
+    if not target.exists():
+        raise FarenseError(f"{target}: não existe.")
+
+
+def run_validate_command(args) -> int:
+    from farense_guide.data import validate
+
+    require_input(args.target)
+    model, max_seq_length, tokenizer = token_settings(args)
+    result = validate.validate(args.target, tokenizer, max_seq_length)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_validation(result, model if tokenizer else None, max_seq_length)
+    return 1 if result.problems else 0
+
+
+def run_clean_command(args) -> int:
+    from farense_guide.data import clean
+
+    require_input(args.target)
+    model, max_seq_length, tokenizer = token_settings(args)
+    changes = clean.clean(args.target, args.output, args.system_prompt, tokenizer, max_seq_length)
+    removed = sum(1 for c in changes if c.action == "removido")
+    print(f"{len(changes)} alterações ({removed} exemplos ou linhas removidos); ficheiros limpos e relatório em {args.output}")
+    return 0
+
+
+def run_split_command(args) -> int:
+    from farense_guide.data import split, validate
+
+    require_input(args.target)
+    result = validate.validate(args.target)
+    if result.problems:
+        print_validation(result, None, None)
+        raise FarenseError("há problemas nos dados: corra primeiro «farense-guide data clean».")
+    counts = split.split(args.target, args.output, args.seed, args.valid, args.test)
+    print(", ".join(f"{name}.jsonl: {n}" for name, n in counts.items()) + f" (semente {args.seed}) em {args.output}")
+    return 0
+
+
+def run_stats_command(args) -> int:
+    from farense_guide.data import stats, validate
+
+    require_input(args.target)
+    model, max_seq_length, tokenizer = token_settings(args)
+    result = validate.validate(args.target, tokenizer, max_seq_length)
+    summary = stats.write_stats(result, args.output, model, max_seq_length)
+    print(stats.markdown_table(summary))
+    print(f"Estatísticas em {args.output}/stats.json, stats.md e token_lengths.png")
+    if args.card:
+        changed = stats.update_card(args.card, stats.markdown_table(summary))
+        print(f"{args.card}: {'secção gerada atualizada' if changed else 'já estava atualizado'}")
+    return 0
+
+
+def print_validation(result, model: str | None, max_seq_length: int | None) -> None:
+    for problem in result.problems:
+        print(problem)
+    counts = ", ".join(f"{name}: {n} exemplos" for name, n in result.counts().items())
+    tokens = f"; tokens contados com {model} (max_seq_length={max_seq_length})" if model else ""
+    print(f"{counts}{tokens}")
+    if result.problems:
+        lines = len({(p.path, p.line) for p in result.problems})
+        print(f"{len(result.problems)} problemas em {lines} linhas.")
+    else:
+        print("Sem problemas.")
+
+
+def run_train_command(args) -> int:
+    from farense_guide.train_cli import run_train_command as train_command
+
+    return train_command(args, args.argv)
+
+
+def run_monitor_command(args) -> int:
+    from farense_guide.steps.monitor import monitor
+
+    return monitor(args.run, args.once, args.interval)
+
+
+def run_evaluate_command(args) -> int:
+    from farense_guide.steps.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.limit, args.max_tokens)
+    for name, label in (("base", "base"), ("tuned", "afinado")):
+        summary = report[name]
+        print(f"{label}: F1 {summary['f1']['mean']:.3f} [{summary['f1']['ci_low']:.3f}, {summary['f1']['ci_high']:.3f}] · "
+              f"AUC {summary['auc']:.3f} · perplexidade {summary['perplexity']:.2f}")
+    print(f"Relatório em {args.run / 'evaluation'}")
+    return 0
+
+
+def run_report_command(args) -> int:
+    from farense_guide.report import build_report
+
+    written = build_report(args.run, args.force)
+    print(f"{len(written)} ficheiros gerados em {args.run}" if written else f"{args.run}: relatório já atualizado (nada a refazer)")
+    return 0
+
+
+def run_fragments_command(args) -> int:
+    from farense_guide.book.fragments import choose_run, generate
+
+    run = choose_run(args.run)
+    written = generate(run, args.output, force=args.force)
+    print(f"{len(written)} fragmentos do guia gerados em {args.output} a partir de {run}" if written
+          else f"{args.output}: fragmentos já atualizados para {run} (nada a refazer)")
+    return 0
+
+
+def run_pdf_command(args) -> int:
+    import time
+
+    from farense_guide.book.fragments import generate
+    from farense_guide.book.guide_source import generated_dir
+    from farense_guide.book.pdf import build_pdf
+
+    if args.run:
+        generate(args.run, generated_dir(args.config))
+    start = time.perf_counter()
+    written = build_pdf(args.config, args.output, args.force)
+    if written is None:
+        print("PDF já atualizado (nada a refazer)")
+    else:
+        from pypdf import PdfReader
+
+        print(f"{written}: {len(PdfReader(written).pages)} páginas em {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run_chat_command(args) -> int:
+    from farense_guide.steps.chat import chat
+
+    if args.question and args.prompt:
+        raise FarenseError("indique a pergunta uma só vez (posicional ou --prompt).")
+    chat(args.model, args.adapter, args.question or args.prompt, args.system, args.max_tokens, args.base)
+    return 0
+
+
+def run_fuse_command(args) -> int:
+    from farense_guide.steps.fuse import check_folder, fuse_run
+
+    check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
+    c = check["comparison"]
+    print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
+          f"F1 fundido {c['f1_fused']['mean']:.3f}")
+    print(f"Modelo fundido em {check['output']}; verificação em {check_folder(args.run, args.bits)}")
+    return 0
+
+
+def run_export_command(args) -> int:
+    from farense_guide.steps.export import export_run
+
+    if not args.gguf:
+        raise FarenseError("indique o formato: --gguf (o único por agora).")
+    report = export_run(args.run, args.output)
+    print(f"{report['gguf']}: {report['tensors']} tensores, {report['bytes'] / 1e6:.0f} MB; Modelfile em {report['modelfile']}")
+    return 0
