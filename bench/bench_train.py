@@ -71,7 +71,7 @@ def worker_farense(model: str, steps: int, out: Path, profile: str = "smollm2", 
     run = RunFolder(out / "run")
     info = train(TrainPlan(apply_overrides(load_profile(profile), changes), run, command=["bench"]))
     reports = [m["tokens_per_second"] for m in run.read_metrics() if m["type"] == "train"]
-    return {"tokens_per_second": reports[1:], "peak_gb": info["memory"]["peak_gb"], "estimate": info["memory"]["estimate"]}
+    return {"tokens_per_second": reports[1:], "peak_gb": info.memory["peak_gb"], "estimate": info.memory["estimate"]}
 
 
 def in_child(kind: str, model: str, steps: int, profile: str = "smollm2", data: str = "") -> dict:
@@ -122,13 +122,11 @@ def padded_max_length(profile: str) -> int:
 def estimate_at(profile: str, seq_length: int) -> float:
     from dataclasses import replace
 
-    from farense_guide.memory import ModelShape
-    from farense_guide.steps.preflight import estimate_for
     from farense_guide.config import load_profile
-    from farense_guide.steps.train import model_config
+    from farense_guide.memory import estimate_for, training_shape
 
     settings = replace(load_profile(profile), max_seq_length=seq_length)
-    return estimate_for(settings, ModelShape.from_config(model_config(settings)), quantized=False)[0].total
+    return estimate_for(settings, training_shape(settings), quantized=False)[0].total
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from farense_guide import blas  # noqa: E402
-from farense_guide.steps.preflight import cpu_name  # noqa: E402
+from farense_guide.machine import cpu_name  # noqa: E402
 
 
 def versions() -> str:

@@ -23,7 +23,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from farense_guide.data.records import FARENSE_SYSTEM_PROMPT as SYSTEM_PROMPT  # noqa: E402
-from farense_guide.data.records import normalise, write_jsonl  # noqa: E402
+from farense_guide.data.records import normalise  # noqa: E402
+from farense_guide.runs import write_jsonl  # noqa: E402
 
 SEED = 1910
 STYLES = ("direct", "colloquial", "typos")

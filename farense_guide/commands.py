@@ -7,9 +7,17 @@ cli.py builds the parsers and points each subcommand at one of these functions. 
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+from farense_guide.config import SHORTCUTS
 from farense_guide.errors import FarenseError
+from farense_guide.runs import RunFolder, RunInfo, RunStatus
+
+DISTRIBUTED_FLAGS = ("--processes", "--hosts")
 
 
 def run_preflight_command(args) -> int:
@@ -118,9 +126,89 @@ def print_validation(result, model: str | None, max_seq_length: int | None) -> N
 
 
 def run_train_command(args) -> int:
-    from farense_guide.train_cli import run_train_command as train_command
+    from farense_guide.config import apply_overrides, load_profile
+    from farense_guide.steps.train import TrainPlan, is_main_process, train
 
-    return train_command(args, args.argv)
+    if args.processes or args.hosts:
+        return launch_distributed(args, args.argv)
+    if args.resume:
+        run = RunFolder(args.resume)
+        profile = run.read_info().profile
+        if overrides_from(args):
+            raise FarenseError("ao retomar, o perfil é o do run: não use --set nem atalhos.")
+    else:
+        profile = apply_overrides(load_profile(args.profile), overrides_from(args))
+        run = RunFolder(args.runs_dir / (args.run_name or default_run_name(args.profile)))
+        if run.exists():
+            raise FarenseError(f"{run.path} já existe.", f"para continuar esse run: farense-guide train --resume {run.path}")
+    info = train(TrainPlan(profile, run, quantized=args.quantized, resume=bool(args.resume)))
+    return report_end(info, run) if is_main_process() else 0
+
+
+def overrides_from(args) -> list[str]:
+    """--set and the shortcut options, as `key=value` profile changes."""
+    changes = list(args.set)
+    for name, (key, _) in SHORTCUTS.items():
+        value = getattr(args, name)
+        if value is not None:
+            changes.append(f"{key}={value}")
+    if args.grad_checkpoint:
+        changes.append("grad_checkpoint=true")
+    return changes
+
+
+def launch_distributed(args, argv: list[str]) -> int:
+    """Re-run this command under mlx.launch (ring backend); each rank runs without the launch flags."""
+    if args.resume is None and args.run_name is None:
+        args.run_name = default_run_name(args.profile)
+        argv = argv + ["--run-name", args.run_name]
+    inner, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in DISTRIBUTED_FLAGS:
+            skip = True
+            continue
+        if token.split("=", 1)[0] in DISTRIBUTED_FLAGS:
+            continue
+        inner.append(token)
+    hosts = args.hosts or "127.0.0.1"
+    repeat = str(args.processes or 1)
+    launcher = "import sys; from mlx._distributed_utils.launch import main; sys.argv[0] = 'mlx.launch'; main()"
+    command = [sys.executable, "-c", launcher, "--backend", "ring", "--hosts", hosts, "-n", repeat,
+               "--", sys.executable, "-m", "farense_guide", *inner]
+    print(f"Treino distribuído: mlx.launch {shlex.join(command[3:])}", file=sys.stderr)
+    status = subprocess.call(command)  # the ranks inherit this process's environment, OpenBLAS included
+    run = args.resume or args.runs_dir / args.run_name
+    if status == 0 and not (Path(run) / "run.json").is_file():
+        return 2  # every rank stopped before creating the run (its error is printed above); mlx.launch still exits 0
+    return status
+
+
+def default_run_name(profile: str) -> str:
+    return f"{Path(profile).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def report_end(info: RunInfo, run: RunFolder) -> int:
+    """What the terminal says when training ends; the exit status."""
+    step = info.steps_done
+    if info.status is RunStatus.INTERRUPTED:
+        print(f"Treino interrompido no passo {step}; checkpoint gravado.\nPara retomar: farense-guide train --resume {run.path}",
+              file=sys.stderr)
+        return 130
+    if info.status is RunStatus.FAILED_NAN:
+        kept = run.checkpoint_steps()
+        where = f"o último checkpoint bom é o do passo {kept[-1]}" if kept else "não havia checkpoint anterior"
+        print(f"erro: a perda deixou de ser finita (NaN/inf) depois do passo {step}; treino parado e {where}.\n"
+              "  sugestão: recomece com uma taxa de aprendizagem mais baixa (--learning-rate) num run novo (--run-name).", file=sys.stderr)
+        return 1
+    label = "terminado" if info.status is RunStatus.COMPLETED else "parado cedo (a perda de validação deixou de melhorar)"
+    print(f"Treino {label}: {step} passos; melhor perda de validação {info.best.val_loss:.4f} no passo {info.best.step}.\n"
+          f"Adaptadores em {run.best_adapter} (o melhor) e {run.last_adapter}"
+          + (f", e um por época em {run.adapters}/epoch-N." if run.epoch_adapters() else "."))
+    return 0
+
 
 
 def run_monitor_command(args) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from farense_guide.runs import safe_write
+
 DPI = 150
 COLOURS = {"train": "#1f1f1f", "valid": "#2a7ab9", "test": "#d9822b", "base": "#8c8c8c", "tuned": "#1f1f1f"}
 SPLIT_LABELS = {"train": "treino", "valid": "validação", "test": "teste"}
@@ -35,12 +37,13 @@ def pyplot():
 
 
 def save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    """Write the figure through safe_write (its temporary keeps the suffix, so the format), then close it."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
-    return path
+    try:
+        return safe_write(path, lambda tmp: fig.savefig(tmp, bbox_inches="tight", metadata={"Software": None}))
+    finally:
+        plt.close(fig)
 
 
 def token_length_histogram(lengths: dict[str, list[int]], path: Path, max_seq_length: int | None = None) -> Path:

@@ -1,8 +1,9 @@
-"""Progress of a training run on the terminal: one bar with ETA, and a line per report, in pt-PT."""
+"""Progress of a training run on the terminal: one bar with ETA, and a line per report, in pt-PT.
+
+TrainProgress is a training callback: the loop calls its hooks (steps/train.py's TrainingCallback).
+"""
 
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -18,27 +19,28 @@ class TrainProgress:
             console=self.console, disable=not enabled, transient=False,
         )
         self.task = self.progress.add_task("treino", total=total, completed=start, loss="—")
+        self.validation_task = None
 
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
+    def on_train_begin(self) -> None:
+        self.progress.start()
 
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+    def on_train_end(self) -> None:
+        self.progress.stop()
 
-    @contextmanager
-    def validation(self, batches: int):
-        """A transient bar while the validation split is evaluated; yields the per-batch callback."""
-        task = self.progress.add_task("validação", total=batches, loss="—")
-        try:
-            yield lambda: self.progress.update(task, advance=1)
-        finally:
-            self.progress.remove_task(task)
-
-    def advance(self, loss: float) -> None:
+    def on_step(self, step: int, loss: float) -> None:
         self.progress.update(self.task, advance=1, loss=f"{loss:.3f}")
 
-    def report(self, entry: dict) -> None:
+    def on_validation_begin(self, batches: int) -> None:
+        """A transient bar while the validation split is evaluated."""
+        self.validation_task = self.progress.add_task("validação", total=batches, loss="—")
+
+    def on_validation_batch(self) -> None:
+        self.progress.update(self.validation_task, advance=1)
+
+    def on_validation_end(self) -> None:
+        self.progress.remove_task(self.validation_task)
+
+    def on_report(self, entry: dict) -> None:
         if self.enabled:
             self.progress.console.print(
                 f"passo {entry['step']:>6} · época {entry['epoch']:.2f} · perda {entry['train_loss']:.4f} · "
@@ -46,6 +48,6 @@ class TrainProgress:
                 f"memória máx. {entry['peak_memory_gb']:.2f} GB"
             )
 
-    def report_valid(self, step: int, val_loss: float) -> None:
+    def on_validation(self, entry: dict) -> None:
         if self.enabled:
-            self.progress.console.print(f"passo {step:>6} · [bold]validação[/] · perda {val_loss:.4f}")
+            self.progress.console.print(f"passo {entry['step']:>6} · [bold]validação[/] · perda {entry['val_loss']:.4f}")

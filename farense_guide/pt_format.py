@@ -36,3 +36,13 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{max(minutes, 1)} min"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def pt_interval(interval: dict, digits: int = 3) -> str:
+    """A confidence interval ({"ci_low", "ci_high"}) as «[0,512; 0,634]»."""
+    return f"[{pt(interval['ci_low'], digits)}; {pt(interval['ci_high'], digits)}]"
+
+
+def pt_mean_interval(interval: dict, digits: int = 3) -> str:
+    """A mean and its interval ({"mean", "ci_low", "ci_high"}) as «0,573 [0,512; 0,634]»."""
+    return f"{pt(interval['mean'], digits)} {pt_interval(interval, digits)}"

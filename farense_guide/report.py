@@ -1,19 +1,17 @@
 """Figures and Markdown tables of a run, generated from its JSON so no number is typed by hand.
 
 runs/<name>/figures/*.png, runs/<name>/tables/*.md and runs/<name>/evaluation/EVALUATION_REPORT.md.
-A stamp with the hash of the inputs (and of this code) skips the work when nothing changed.
+A stamp of the inputs (and of this code) skips the work when nothing changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from farense_guide import plots
-from farense_guide.pt_format import pt
-from farense_guide.runs import RunFolder, read_json
+from farense_guide.pt_format import pt, pt_mean_interval
+from farense_guide.runs import RunFolder, RunInfo, Stamp, read_json, safe_write
 
-STAMP = ".report-stamp"
 METRIC_ROWS = [
     ("exact_match", "exact match"), ("precision", "precisão (tokens)"), ("recall", "recall (tokens)"), ("f1", "F1 (tokens)"),
     ("rouge_l", "ROUGE-L"), ("top1_accuracy", "top-1 (verosimilhança)"), ("refusal_rate_out_of_scope", "recusas fora do âmbito"),
@@ -27,7 +25,7 @@ def number(value, digits: int = 3) -> str:
 def with_interval(interval: dict) -> str:
     if interval.get("mean") is None:
         return "—"
-    return f"{number(interval['mean'])} [{number(interval['ci_low'])}; {number(interval['ci_high'])}]"
+    return pt_mean_interval(interval)
 
 
 def evaluation_table(report: dict) -> str:
@@ -55,17 +53,19 @@ def epochs_table(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-def training_table(info: dict, report: dict | None) -> str:
-    iterations, throughput = info["iterations"], info.get("throughput", {})
+def training_table(info: RunInfo, report: dict | None) -> str:
+    iterations, best = info.iterations, info.best
+    steps_done = "—" if info.steps_done is None else info.steps_done
+    tokens_per_second = info.throughput.tokens_per_second if info.throughput else None
     rows = ["| | |", "| --- | --- |",
-            f"| perfil | {info['profile']['name']} ({info['profile']['model']}) |",
-            f"| método | {info['backend']['method']} · {info['backend']['device']} |",
-            f"| passos | {info.get('steps_done', '—')} de {iterations['total_steps']} "
-            f"({iterations['steps_per_epoch']} por época, batch {iterations['batch_size']})"
-            + (" · run encurtado" if iterations.get("shortened") else "") + " |",
-            f"| tokens/s (média do treino) | {number(throughput.get('tokens_per_second'), 1)} |",
-            f"| memória de pico | {number(info.get('memory', {}).get('peak_gb'), 2)} GB |",
-            f"| melhor perda de validação | {number(info.get('best', {}).get('val_loss'))} (passo {info.get('best', {}).get('step', '—')}) |"]
+            f"| perfil | {info.profile.name} ({info.profile.model}) |",
+            f"| método | {info.backend.method} · {info.backend.device} |",
+            f"| passos | {steps_done} de {iterations.total_steps} "
+            f"({iterations.steps_per_epoch} por época, batch {iterations.batch_size})"
+            + (" · run encurtado" if iterations.shortened else "") + " |",
+            f"| tokens/s (média do treino) | {number(tokens_per_second, 1)} |",
+            f"| memória de pico | {number(info.memory.get('peak_gb'), 2)} GB |",
+            f"| melhor perda de validação | {number(best.val_loss if best else None)} (passo {best.step if best else '—'}) |"]
     gap = (report or {}).get("loss_gap") or {}
     if gap:
         rows.append(f"| perda de treino / validação no fim | {number(gap['train_loss'])} / {number(gap['val_loss'])} "
@@ -73,66 +73,72 @@ def training_table(info: dict, report: dict | None) -> str:
     return "\n".join(rows) + "\n"
 
 
-def data_histogram(info: dict, path: Path) -> Path | None:
+def data_histogram(info: RunInfo, path: Path) -> Path | None:
     """Tokens per example of the run's training data, with the run's tokenizer and max_seq_length."""
     from farense_guide.data.validate import validate
     from farense_guide.models import load_tokenizer
 
-    data = Path(info["profile"]["data"])
+    data = Path(info.profile.data)
     if not (data / "train.jsonl").exists():
         return None
-    result = validate(data, load_tokenizer(info["profile"]["model"]))
+    result = validate(data, load_tokenizer(info.profile.model))
     lengths = {name: [e.tokens for e in r.examples] for name, r in result.files.items() if r.examples}
-    return plots.token_length_histogram(lengths, path, info["profile"]["max_seq_length"])
+    return plots.token_length_histogram(lengths, path, info.profile.max_seq_length)
 
 
-def inputs_hash(run: RunFolder) -> str:
-    digest = hashlib.sha256()
-    for path in (run.run_json, run.metrics, run.path / "evaluation" / "evaluation_report.json",
-                 Path(__file__), Path(plots.__file__)):
-        digest.update(path.read_bytes() if path.exists() else b"-")
-    return digest.hexdigest()
+def evaluation_markdown(info: RunInfo, report: dict, figures: list[Path]) -> str:
+    """EVALUATION_REPORT.md: the three tables and every figure, linked from evaluation/."""
+    return (f"# Avaliação do run {info.name}\n\n## Treino\n\n{training_table(info, report)}\n"
+            f"## Base contra afinado\n\n{evaluation_table(report)}\n## Por época\n\n{epochs_table(report)}\n"
+            "## Figuras\n\n" + "".join(f"![{p.stem}](../figures/{p.name})\n\n" for p in figures))
+
+
+def training_outputs(run: RunFolder, info: RunInfo, report: dict | None) -> list[Path]:
+    """The figures of the training (loss, throughput, token lengths) and tables/training.md."""
+    metrics = run.read_metrics()
+    written = [
+        plots.loss_curves(metrics, info.iterations.steps_per_epoch, run.figures / "loss_curves.png"),
+        plots.throughput_and_memory(metrics, run.figures / "throughput_memory.png"),
+    ]
+    histogram = data_histogram(info, run.figures / "token_lengths.png")
+    if histogram:
+        written.append(histogram)
+    written.append(safe_write(run.tables / "training.md", training_table(info, report)))
+    return written
+
+
+def evaluation_outputs(run: RunFolder, info: RunInfo, report: dict, training: list[Path]) -> list[Path]:
+    """The evaluation's figures and tables, and EVALUATION_REPORT.md with every figure: the training's, then these."""
+    written = [
+        plots.metrics_overview(report, run.figures / "metrics_overview.png"),
+        plots.epoch_analysis(report, run.figures / "epoch_analysis.png"),
+        plots.confusion_matrices(report, run.figures / "confusion_matrix.png"),
+        plots.roc_curves(report, run.figures / "roc_curve.png"),
+    ]
+    figures = [p for p in training + written if p.suffix == ".png"]
+    written.append(safe_write(run.tables / "evaluation.md", evaluation_table(report)))
+    written.append(safe_write(run.tables / "epochs.md", epochs_table(report)))
+    written.append(safe_write(run.evaluation_markdown, evaluation_markdown(info, report, figures)))
+    return written
+
+
+def report_stamp(run: RunFolder) -> Stamp:
+    """The run's JSON and this code. The stamp names the paths: files are resolved, code goes in as text."""
+    files = [path.resolve() for path in (run.run_json, run.metrics, run.evaluation_report)]
+    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, plots.__file__)]
+    return Stamp(run.report_stamp, files + code)
 
 
 def build_report(run_path: Path, force: bool = False) -> list[Path]:
     """Write figures, tables and EVALUATION_REPORT.md; returns what was written ([] when up to date)."""
     run = RunFolder(run_path)
-    stamp = run.path / STAMP
-    key = inputs_hash(run)
-    if not force and stamp.exists() and stamp.read_text() == key:
+    stamp = report_stamp(run)
+    if not force and stamp.is_current():
         return []
-    info = run.read_run()
-    metrics = run.read_metrics()
-    evaluation_path = run.path / "evaluation" / "evaluation_report.json"
-    report = read_json(evaluation_path) if evaluation_path.exists() else None
-    figures, tables = run.path / "figures", run.path / "tables"
-    written = [
-        plots.loss_curves(metrics, info["iterations"]["steps_per_epoch"], figures / "loss_curves.png"),
-        plots.throughput_and_memory(metrics, figures / "throughput_memory.png"),
-    ]
-    histogram = data_histogram(info, figures / "token_lengths.png")
-    if histogram:
-        written.append(histogram)
-    tables.mkdir(parents=True, exist_ok=True)
-    written.append(tables / "training.md")
-    (tables / "training.md").write_text(training_table(info, report), encoding="utf-8")
+    info = run.read_info()
+    report = read_json(run.evaluation_report) if run.evaluation_report.exists() else None
+    written = training_outputs(run, info, report)
     if report:
-        written += [
-            plots.metrics_overview(report, figures / "metrics_overview.png"),
-            plots.epoch_analysis(report, figures / "epoch_analysis.png"),
-            plots.confusion_matrices(report, figures / "confusion_matrix.png"),
-            plots.roc_curves(report, figures / "roc_curve.png"),
-        ]
-        for name, text in (("evaluation.md", evaluation_table(report)), ("epochs.md", epochs_table(report))):
-            (tables / name).write_text(text, encoding="utf-8")
-            written.append(tables / name)
-        markdown = run.path / "evaluation" / "EVALUATION_REPORT.md"
-        markdown.write_text(
-            f"# Avaliação do run {info['name']}\n\n## Treino\n\n{training_table(info, report)}\n"
-            f"## Base contra afinado\n\n{evaluation_table(report)}\n## Por época\n\n{epochs_table(report)}\n"
-            "## Figuras\n\n" + "".join(f"![{p.stem}](../figures/{p.name})\n\n" for p in written if p.suffix == ".png"),
-            encoding="utf-8",
-        )
-        written.append(markdown)
-    stamp.write_text(key)
+        written += evaluation_outputs(run, info, report, written)
+    stamp.record()
     return written

@@ -30,10 +30,12 @@ import tempfile
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from farense_guide.config import Profile, profile_from_dict
 from farense_guide.errors import FarenseError
+
+if TYPE_CHECKING:
+    from farense_guide.config import Profile
 
 CHECKPOINT_PREFIX = "step-"
 
@@ -50,8 +52,8 @@ def safe_write(path: Path, content: str | bytes | Callable[[Path], None]) -> Pat
     os.chmod(tmp, 0o644)  # mkstemp makes it private; the final file should read like any other
     try:
         if isinstance(content, str):
-            Path(tmp).write_text(content, encoding="utf-8")
-        elif isinstance(content, bytes):
+            content = content.encode("utf-8")  # "\n" stays "\n" on every system
+        if isinstance(content, bytes):
             Path(tmp).write_bytes(content)
         else:
             content(Path(tmp))
@@ -76,10 +78,6 @@ def write_csv(path: Path, rows: Iterable[list]) -> Path:
     return safe_write(path, buffer.getvalue())
 
 
-def replace_file(path: Path, write) -> Path:  # TRANSITIONAL alias, removed before the refactor lands
-    return safe_write(path, write)
-
-
 def read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -97,7 +95,8 @@ def file_sha256(path: Path) -> str:
 class Stamp:
     """"Skip if the inputs are unchanged": the sha256 of the inputs, kept in a small file next to the outputs.
 
-    Inputs are paths (their name and bytes; a missing file counts as missing) or texts.
+    Inputs are paths (their file name and bytes; a missing file counts as missing) or texts. The list is
+    fixed and ordered, so the file name is enough: the same files in another clone give the same key.
     """
 
     def __init__(self, path: Path, inputs: Iterable[Path | str]):
@@ -105,7 +104,7 @@ class Stamp:
         digest = hashlib.sha256()
         for item in inputs:
             if isinstance(item, Path):
-                digest.update(str(item).encode() + (item.read_bytes() if item.is_file() else b"-"))
+                digest.update(item.name.encode() + (item.read_bytes() if item.is_file() else b"-"))
             else:
                 digest.update(item.encode())
         self.key = digest.hexdigest()
@@ -191,6 +190,8 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunInfo":
+        from farense_guide.config import profile_from_dict  # here: noxfile.py reads this module without PyYAML
+
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {key: value for key, value in data.items() if key in known}
         values["profile"] = profile_from_dict(data["profile"])
@@ -334,13 +335,6 @@ class RunFolder:
 
     def write_info(self, info: RunInfo) -> None:
         write_json(self.run_json, info.to_dict())
-
-    # TRANSITIONAL (removed before the refactor lands): dict access for modules not yet on RunInfo
-    def read_run(self) -> dict:
-        return read_json(self.run_json)
-
-    def write_run(self, data: dict) -> None:
-        write_json(self.run_json, data)
 
     # metrics.jsonl
     def append_metrics(self, entry: dict) -> None:

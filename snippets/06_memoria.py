@@ -2,8 +2,7 @@
 
 # --8<-- [start:memoria]
 from farense_guide.book.fragments import M1_16GB_WORKING_SET
-from farense_guide.memory import GB, verdict
-from farense_guide.steps.preflight import estimate_for, model_shape
+from farense_guide.memory import GB, Fit, estimate_for, judge_fit, model_shape
 from farense_guide.config import apply_overrides, load_profile
 
 perfil = load_profile("m1-16gb")  # Mistral-7B a 4 bits; model_shape no YAML chega para a estimativa
@@ -19,10 +18,10 @@ variantes = {
 for nome, variante in variantes.items():
     estimativa, precisao = estimate_for(variante, forma, quantized=True)
     print(f"\n{nome} ({precisao}, batch {variante.batch_size} x {variante.max_seq_length}):")
-    for parcela, valor in estimativa.rows():
-        print(f"  {parcela:<38} {valor / GB:6.2f} GB")
-    print(f"  num M1 de 16 GB ({M1_16GB_WORKING_SET / GB:.1f} GB para a GPU): {verdict(estimativa.total, M1_16GB_WORKING_SET)}")
+    for parcela in estimativa.rows():
+        print(f"  {parcela.label:<38} {parcela.size / GB:6.2f} GB")
+    print(f"  num M1 de 16 GB ({M1_16GB_WORKING_SET / GB:.1f} GB para a GPU): {judge_fit(estimativa.total, M1_16GB_WORKING_SET).label}")
 # --8<-- [end:memoria]
 
 perfil_estimado, _ = estimate_for(perfil, forma, quantized=True)
-assert verdict(perfil_estimado.total, M1_16GB_WORKING_SET) == "cabe"
+assert judge_fit(perfil_estimado.total, M1_16GB_WORKING_SET) is Fit.FITS

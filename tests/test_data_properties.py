@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from farense_guide.data.clean import clean
-from farense_guide.data.records import normalise, read_jsonl, user_text, write_jsonl
+from farense_guide.data.records import normalise, read_jsonl, user_text
 from farense_guide.data.validate import validate
+from farense_guide.runs import write_jsonl
 
 # Any printable text, accents and emoji included; no control characters, never blank.
 text = st.text(

@@ -9,6 +9,7 @@ from conftest import ROOT
 from farense_guide.book import fragments
 from farense_guide.errors import FarenseError
 from farense_guide.book.markdown_values import substitute
+from farense_guide.pt_format import pt_interval, pt_mean_interval
 
 
 def test_numbers_are_written_the_portuguese_way():
@@ -18,6 +19,8 @@ def test_numbers_are_written_the_portuguese_way():
     assert fragments.pt_scientific(2.8e10) == "2,8 × 10¹⁰"
     assert fragments.pt_date("2026-11-25T15:46:24+0000") == "25 de novembro de 2026"
     assert fragments.duration(30) == "1 min" and fragments.duration(6300) == "1 h 45 min"
+    interval = {"mean": 0.5734, "ci_low": 0.5123, "ci_high": 0.6}
+    assert pt_interval(interval) == "[0,512; 0,600]" and pt_mean_interval(interval) == "0,573 [0,512; 0,600]"
 
 
 def test_placeholders_are_replaced_and_unknown_names_name_the_line():
@@ -36,7 +39,7 @@ def test_compute_bound_of_a_7b_model_on_an_m1():
 
 def test_memory_table_is_the_estimator_for_the_m1_profile():
     from farense_guide.memory import GB, ModelShape
-    from farense_guide.steps.preflight import estimate_for
+    from farense_guide.memory import estimate_for
     from farense_guide.config import load_profile
 
     table, values = fragments.memory_table()
@@ -105,3 +108,15 @@ def test_a_run_is_compared_with_the_reference_intervals(evaluated_run, tmp_path)
     row = next(line for line in fragments.reference_comparison(run, reference) if line.startswith("| afinado | F1 |"))
     assert row.endswith("| **não** |") and fragments.pt(f1["mean"], 3) in row
     assert fragments.reference_comparison(run, tmp_path / "absent") == []
+
+
+def test_the_gpu_table_has_one_row_per_id_with_both_runs():
+    reference, gpu = ROOT / "runs" / "reference", ROOT / "runs" / "reference-cuda"
+    table, values = fragments.gpu_comparison(reference, gpu)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    assert len(rows) == 1 + len(fragments.GPU_ROWS)
+    mine, theirs = (json.loads((run / "run.json").read_text()) for run in (reference, gpu))
+    steps = next(row for row in rows if row.startswith("| passos |"))
+    assert steps == (f"| passos | {mine['steps_done']} de {mine['iterations']['full_steps']} "
+                     f"| {theirs['steps_done']} de {theirs['iterations']['full_steps']} |")
+    assert values["gpu.run.name"] == "reference-cuda" and values["gpu.eval.tuned.f1"] in next(r for r in rows if "F1 do modelo afinado" in r)

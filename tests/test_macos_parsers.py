@@ -76,3 +76,13 @@ def test_intel_mac_and_rosetta_are_blocking():
     rosetta = preflight.check_system("Darwin", {"chip": "Apple M1"}, "x86_64")
     assert rosetta.status == "erro" and "Rosetta" in rosetta.hint
     assert preflight.check_system("Darwin", {"chip": "Apple M1"}, "arm64").status == "ok"
+
+
+def test_a_run_on_a_mac_records_its_chip_and_memory(fake_mac, monkeypatch):
+    from farense_guide import machine
+
+    monkeypatch.setattr(machine.platform, "system", lambda: "Darwin")
+    described = machine.describe_machine()
+    assert described["system"] == "Darwin" and described["processor"] == "Apple M1"
+    assert described["memory_gb"] == 17.2
+    assert machine.read_memory("Darwin", macos.read_macos()) == (17179869184, (8462 + 249120 + 5317) * 16384)

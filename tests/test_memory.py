@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from farense_guide.memory import GB, ModelShape, estimate_memory, verdict
-from farense_guide.steps.preflight import check_memory_estimate
 from farense_guide.config import available_profiles, load_profile
+from farense_guide.errors import FarenseError
+from farense_guide.memory import GB, Fit, ModelShape, estimate_for, estimate_memory, judge_fit, memory_budget, require_fit
+from farense_guide.steps.preflight import Status, check_memory_estimate
 
 MISTRAL = ModelShape.from_config(load_profile("m1-16gb").model_shape)
 
@@ -53,10 +54,39 @@ def test_a_profile_that_does_not_fit_is_blocking_and_says_what_to_change():
     assert "grad_checkpoint: true" in check.hint
 
 
-def test_verdicts():
-    assert verdict(8 * GB, 10 * GB) == "cabe"
-    assert verdict(9.5 * GB, 10 * GB) == "à justa"
-    assert verdict(11 * GB, 10 * GB) == "não cabe"
+def test_verdicts_and_their_words():
+    assert judge_fit(8 * GB, 10 * GB) is Fit.FITS
+    assert judge_fit(9.5 * GB, 10 * GB) is Fit.TIGHT
+    assert judge_fit(11 * GB, 10 * GB) is Fit.DOES_NOT_FIT
+    assert [fit.label for fit in Fit] == ["cabe", "à justa", "não cabe"]
+
+
+def test_estimate_rows_are_keyed_by_id_and_labelled_in_portuguese():
+    estimate, _ = estimate_for(load_profile("m1-16gb"), MISTRAL, True)
+    rows = {row.key: row for row in estimate.rows()}
+    assert list(rows) == ["weights", "lora", "activations", "logits", "total"]
+    assert rows["total"].size == estimate.total and rows["total"].label == "total estimado"
+    assert rows["weights"].label == "pesos do modelo base"
+
+
+def test_check_statuses_are_the_words_of_the_table_and_the_json():
+    assert [status.value for status in Status] == ["ok", "info", "aviso", "erro"]
+
+
+def test_the_trainer_refuses_a_profile_that_does_not_fit_and_warns_when_tight(monkeypatch, capsys):
+    import farense_guide.memory as memory
+
+    profile = replace(load_profile("m1-16gb"), grad_checkpoint=False)
+    monkeypatch.setattr(memory, "device_info", lambda: {"max_recommended_working_set_size": int(10.7 * GB)})
+    with pytest.raises(FarenseError, match="o perfil não cabe na memória") as refused:
+        require_fit(profile, MISTRAL, "gpu", quantized=True)
+    assert "grad_checkpoint: true" in refused.value.hint
+
+    total = estimate_for(load_profile("m1-16gb"), MISTRAL, True)[0].total
+    monkeypatch.setattr(memory, "device_info", lambda: {"max_recommended_working_set_size": int(total / 0.95)})
+    details = require_fit(load_profile("m1-16gb"), MISTRAL, "gpu", quantized=True)
+    assert details["verdict"] == "à justa" and "pesos do modelo base" in details["bytes"]
+    assert "aviso: memória à justa" in capsys.readouterr().err
 
 
 def test_profiles_load():
@@ -66,8 +96,6 @@ def test_profiles_load():
 
 
 def test_budget_is_the_gpu_limit_on_metal_and_free_ram_on_the_cpu():
-    from farense_guide.steps.preflight import memory_budget
-
     metal = {"max_recommended_working_set_size": int(10.7 * GB)}
     assert memory_budget("gpu", metal, available=int(3 * GB)) == int(10.7 * GB)  # a busy Mac is not refused
     assert memory_budget("cpu", {}, available=int(20 * GB)) == int(20 * GB)

@@ -11,14 +11,32 @@ import mlx.core as mx
 import pytest
 
 from conftest import ROOT, run_cli
-from farense_guide.runs import RunFolder
+from farense_guide.config import apply_overrides, load_profile
+from farense_guide.runs import RunFolder, RunStatus
+from farense_guide.steps.train import TrainPlan
+from farense_guide.steps.train import train as run_training
+from farense_guide.commands import report_end
 
 # Short runs: a handful of steps, validation on two batches.
 SHORT = ["--profile", "tiny", "--set", "val_batches=2", "--set", "steps_per_report=1"]
 
 
 def train(runs, name, *extra, env=None):
+    """`farense-guide train`, in a subprocess: for what only the command shows (exit status, signals, kills, processes)."""
     return run_cli("train", *SHORT, "--runs-dir", str(runs), "--run-name", name, *extra, env=env)
+
+
+@pytest.fixture
+def train_here(monkeypatch):
+    """The same short run of the tiny profile, in this process: (final RunInfo, RunFolder)."""
+    monkeypatch.chdir(ROOT)  # the profile's data folder is relative, as for the command
+
+    def run(runs, name, *changes, loss_fn=None):
+        profile = apply_overrides(load_profile("tiny"), ["val_batches=2", "steps_per_report=1", *changes])
+        folder = RunFolder(runs / name)
+        return run_training(TrainPlan(profile, folder, command=["test"]), loss_fn=loss_fn), folder
+
+    return run
 
 
 def adapters(path):
@@ -36,9 +54,11 @@ def losses(run):
     return [(m["type"], m["step"], m.get("train_loss", m.get("val_loss"))) for m in RunFolder(run).read_metrics()]
 
 
-def test_tiny_training_lowers_validation_loss_and_mlx_lm_loads_the_adapter(tmp_path):
-    result = train(tmp_path, "learn", "--max-steps", "16", "--set", "steps_per_eval=8")
-    assert result.returncode == 0, result.stderr
+def test_tiny_training_lowers_validation_loss_and_mlx_lm_loads_the_adapter(tmp_path, train_here):
+    from farense_guide.models import resolve_model
+
+    final, _ = train_here(tmp_path, "learn", "max_steps=16", "steps_per_eval=8")
+    assert final.status is RunStatus.COMPLETED
     run = tmp_path / "learn"
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["steps_done"] == 16
@@ -53,7 +73,7 @@ def test_tiny_training_lowers_validation_loss_and_mlx_lm_loads_the_adapter(tmp_p
     assert config["fine_tune_type"] == "lora" and config["lora_parameters"]["rank"] == 4
     assert (run / "adapters" / "last" / "adapters.safetensors").exists()
 
-    model = run_cli("model", "tiny").stdout.strip()
+    model = str(resolve_model("tiny"))
     generate = subprocess.run(
         [sys.executable, "-m", "mlx_lm", "generate", "--model", model, "--adapter-path", str(run / "adapters"),
          "--prompt", "Quem fundou o Farense?", "--max-tokens", "5"],
@@ -128,18 +148,13 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert f"Para retomar: farense-guide train --resume {run.path}" in err
-    info = run.read_run()
-    assert info["status"] == "interrupted"
-    assert run.checkpoint_steps() == [info["steps_done"]] and 0 < info["steps_done"] < 200
+    info = run.read_info()
+    assert info.status is RunStatus.INTERRUPTED
+    assert run.checkpoint_steps() == [info.steps_done] and 0 < info.steps_done < 200
 
 
-def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, train_here, capsys):
     from mlx_lm.tuner.trainer import default_loss
-
-    from farense_guide.config import apply_overrides, load_profile
-    from farense_guide.steps.train import TrainPlan
-    from farense_guide.steps.train import train as run_training
-    from farense_guide.train_cli import report_end
 
     def loss_turning_nan(model, batch, lengths):
         # NaN once the LoRA B matrices (zero at the start) have grown past a threshold: a few steps in.
@@ -147,19 +162,18 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
         growth = mx.stack([mx.abs(p).max() for name, p in _flat(model.trainable_parameters()) if name.endswith("lora_b")]).max()
         return mx.where(growth > 0.0045, mx.array(float("nan")), ce), tokens
 
-    monkeypatch.chdir(ROOT)
-    profile = apply_overrides(load_profile("tiny"), ["max_steps=20", "save_every=1", "steps_per_eval=100", "val_batches=2"])
-    run = RunFolder(tmp_path / "nan")
-    info = run_training(TrainPlan(profile, run, command=["test"]), loss_fn=loss_turning_nan)
-    assert info["status"] == "failed_nan"
-    bad_step = info["steps_done"] + 1
+    info, run = train_here(tmp_path, "nan", "max_steps=20", "save_every=1", "steps_per_eval=100", "steps_per_report=5",
+                           loss_fn=loss_turning_nan)
+    assert info.status is RunStatus.FAILED_NAN
+    bad_step = info.steps_done + 1
     assert 2 <= bad_step < 20
-    assert run.checkpoint_steps()[-1] == info["steps_done"]
-    last_good = adapters(run.checkpoint(info["steps_done"]))
+    assert run.checkpoint_steps()[-1] == info.steps_done
+    last_good = adapters(run.checkpoint(info.steps_done))
     assert all(mx.all(mx.isfinite(v)).item() for v in last_good.values())
     assert all(m["step"] < bad_step for m in run.read_metrics())
-    assert run.read_run()["status"] == "failed_nan"
+    assert run.read_info().status is RunStatus.FAILED_NAN
     assert report_end(info, run) == 1
+    assert f"o último checkpoint bom é o do passo {info.steps_done}" in capsys.readouterr().err
 
 
 def _flat(tree):
@@ -169,9 +183,11 @@ def _flat(tree):
 
 
 def test_a_profile_that_cannot_fit_is_refused_before_loading(tmp_path):
-    result = run_cli("train", "--profile", "m1-16gb", "--runs-dir", str(tmp_path))
-    if json.loads(run_cli("preflight", "--json", "--output", str(tmp_path / "p.json")).stdout)["device"] == "gpu":
+    from farense_guide.inference import default_device
+
+    if default_device() == "gpu":
         pytest.skip("on a GPU the 7B profile is QLoRA")
+    result = run_cli("train", "--profile", "m1-16gb", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "não cabe" in result.stderr and "Traceback" not in result.stderr
     assert not any(tmp_path.glob("m1-16gb-*"))
@@ -184,8 +200,8 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
     assert result.returncode == 2 and "--resume" in result.stderr
 
 
-def test_monitor_once_shows_the_run(tmp_path):
-    assert train(tmp_path, "seen", "--max-steps", "4", "--set", "steps_per_eval=2").returncode == 0
+def test_monitor_once_shows_the_run(tmp_path, train_here):
+    train_here(tmp_path, "seen", "max_steps=4", "steps_per_eval=2")
     result = run_cli("monitor", str(tmp_path / "seen"), "--once")
     assert result.returncode == 0
     for words in ("terminado", "perda de treino", "perda de validação", "tokens/s", "4 / 4"):
@@ -193,19 +209,18 @@ def test_monitor_once_shows_the_run(tmp_path):
     assert any(block in result.stdout for block in "▁▂▃▄▅▆▇█")
 
 
-def test_early_stopping_when_validation_stops_improving(tmp_path):
+def test_early_stopping_when_validation_stops_improving(tmp_path, train_here, capsys):
     # With a zero learning rate the validation loss cannot improve: patience 2 stops at the 2nd evaluation.
-    result = train(tmp_path, "flat", "--max-steps", "20", "--learning-rate", "0", "--set", "steps_per_eval=2",
-                   "--set", "early_stopping_patience=2")
-    assert result.returncode == 0, result.stderr
-    info = json.loads((tmp_path / "flat" / "run.json").read_text())
-    assert info["status"] == "early_stopped" and info["steps_done"] == 4
-    assert "parado cedo" in result.stdout
+    info, run = train_here(tmp_path, "flat", "max_steps=20", "learning_rate=0.0", "steps_per_eval=2", "early_stopping_patience=2")
+    assert report_end(info, run) == 0
+    recorded = json.loads((tmp_path / "flat" / "run.json").read_text())
+    assert recorded["status"] == "early_stopped" and recorded["steps_done"] == 4
+    assert "parado cedo" in capsys.readouterr().out
 
 
-def test_gradient_accumulation_and_checkpointing_train(tmp_path):
-    result = train(tmp_path, "acc", "--max-steps", "8", "--grad-accumulation", "2", "--grad-checkpoint", "--set", "steps_per_eval=4")
-    assert result.returncode == 0, result.stderr
+def test_gradient_accumulation_and_checkpointing_train(tmp_path, train_here):
+    info, _ = train_here(tmp_path, "acc", "max_steps=8", "grad_accumulation=2", "grad_checkpoint=true", "steps_per_eval=4")
+    assert info.status is RunStatus.COMPLETED
     info = json.loads((tmp_path / "acc" / "run.json").read_text())
     assert info["iterations"]["optimizer_steps"] == 4 and info["iterations"]["effective_batch"] == 4
     assert info["profile"]["grad_checkpoint"] is True
@@ -213,10 +228,28 @@ def test_gradient_accumulation_and_checkpointing_train(tmp_path):
     assert valid[-1] < valid[0]
 
 
-def test_chat_with_a_run_and_the_base_side_by_side(tmp_path):
-    assert train(tmp_path, "talk", "--max-steps", "2", "--set", "steps_per_eval=2").returncode == 0
+def test_chat_with_a_run_and_the_base_side_by_side(tmp_path, train_here):
+    train_here(tmp_path, "talk", "max_steps=2", "steps_per_eval=2")
     result = run_cli("chat", "--adapter", str(tmp_path / "talk"), "--base", "Quem fundou o Farense?", "--max-tokens", "5")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("base> ") and "\nafinado> " in result.stdout
     missing = run_cli("chat", "--adapter", str(tmp_path), "Olá")
     assert missing.returncode == 2 and "adapter_config.json" in missing.stderr
+
+
+def test_report_end_words_and_exit_status(tmp_path, capsys):
+    """The end of a run as the terminal says it, for each status."""
+    from farense_guide.runs import Backend, Best, Iterations, RunInfo
+
+    run = RunFolder(tmp_path / "r")
+    info = RunInfo(name="r", profile=load_profile("tiny"), iterations=Iterations(1, 2, 2, 2, 1, 2, 1, 1, 1, 1, False), data={},
+                   backend=Backend("cpu", "LoRA", None, "m"), steps_done=7, best=Best(step=5, val_loss=1.25))
+    expected = {RunStatus.COMPLETED: (0, "Treino terminado: 7 passos; melhor perda de validação 1.2500 no passo 5."),
+                RunStatus.EARLY_STOPPED: (0, "parado cedo"),
+                RunStatus.INTERRUPTED: (130, f"Para retomar: farense-guide train --resume {run.path}"),
+                RunStatus.FAILED_NAN: (1, "não havia checkpoint anterior")}
+    for status, (code, words) in expected.items():
+        info.status = status
+        assert report_end(info, run) == code
+        shown = capsys.readouterr()
+        assert words in shown.out + shown.err, (status, shown)

@@ -11,29 +11,28 @@
     figures/*.png      the run's figures
 
 Sources: the run folder (run.json, evaluation/evaluation_report.json, tables/, figures/), the data
-statistics (data/stats/stats.json), the training profiles and the memory estimator. A stamp with
-the hash of all inputs skips the work when nothing changed.
+statistics (data/stats/stats.json), the training profiles and the memory estimator. A stamp of all
+inputs skips the work when nothing changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
-from farense_guide.pt_format import duration, parse_stamp, pt, pt_date, pt_scientific
-from farense_guide.runs import RunFolder, read_json, write_json
+from farense_guide.pt_format import duration, parse_stamp, pt, pt_date, pt_interval, pt_mean_interval, pt_scientific
+from farense_guide.runs import RunFolder, Stamp, read_json, safe_write, write_json
 
 OUTPUT = Path("guide/_generated")
 REFERENCE = Path("runs/reference")
 GPU_RUN = Path("runs/reference-cuda")  # the same profile in QLoRA on an NVIDIA GPU (tools/gpu_qlora_reference.sh)
 STAMP = ".fragments-stamp"
 RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
+FUSE_BITS = (None, 4)  # the fuse checks the guide shows: the float fuse, and the fuse re-quantized to 4 bits
 
 # Metal's recommendedMaxWorkingSetSize on a 16 GB M1, as llama.cpp logs it ("10922.67 MB", MiB):
 # about two thirds of the RAM; the GPU may not use more (llama-cpp-python issue 687 shows the line).
@@ -47,7 +46,8 @@ SEVEN_B_PARAMETERS = 7e9
 STORY_CLAIMED_TOKENS_PER_SECOND = (300, 500)  # what the story's 7B guide claimed on an M1
 
 
-def describe_machine(machine: dict) -> str:
+def machine_label(machine: dict) -> str:
+    """run.json's machine as one line of text: «AMD EPYC, 2 núcleos, 25 GB de RAM (Linux)»."""
     parts = [machine.get("processor") or machine.get("machine", "?")]
     if machine.get("cores"):
         parts.append(f"{machine['cores']} núcleos")
@@ -63,57 +63,60 @@ def is_reference(run_path: Path) -> bool:
 
 
 def run_values(run_path: Path) -> dict[str, str]:
-    info = RunFolder(run_path).read_run()
-    profile, iterations, backend = info["profile"], info["iterations"], info["backend"]
-    seconds = (parse_stamp(info["ended_at"]) - parse_stamp(info["started_at"])).total_seconds()
+    info = RunFolder(run_path).read_info()
+    profile, iterations, backend, best, throughput = info.profile, info.iterations, info.backend, info.best, info.throughput
+    seconds = (parse_stamp(info.ended_at) - parse_stamp(info.started_at)).total_seconds()
     values = {
-        "name": info["name"], "profile": profile["name"], "model": profile["model"],
-        "method": backend["method"], "device": backend["device"],
-        "precision": info["memory"]["estimate"].get("precision", backend["method"]),
-        "date": pt_date(info["started_at"]), "machine": describe_machine(info.get("machine", {})),
-        "steps_done": str(info.get("steps_done", 0)), "total_steps": str(iterations["total_steps"]),
-        "full_steps": str(iterations["full_steps"]), "steps_per_epoch": str(iterations["steps_per_epoch"]),
-        "epochs": str(iterations["epochs"]), "batch_size": str(iterations["batch_size"]),
-        "train_examples": pt(iterations["train_examples"], 0),
-        "tokens_per_second": pt(info.get("throughput", {}).get("tokens_per_second"), 1),
-        "trained_tokens": pt(info.get("throughput", {}).get("trained_tokens"), 0),
-        "peak_memory_gb": pt(info.get("memory", {}).get("peak_gb"), 2),
-        "best_val_loss": pt(info.get("best", {}).get("val_loss"), 3), "best_step": str(info.get("best", {}).get("step", "—")),
+        "name": info.name, "profile": profile.name, "model": profile.model,
+        "method": backend.method, "device": backend.device,
+        "precision": info.memory["estimate"].get("precision", backend.method),
+        "date": pt_date(info.started_at), "machine": machine_label(info.machine),
+        "steps_done": str(info.steps_done or 0), "total_steps": str(iterations.total_steps),
+        "full_steps": str(iterations.full_steps), "steps_per_epoch": str(iterations.steps_per_epoch),
+        "epochs": str(iterations.epochs), "batch_size": str(iterations.batch_size),
+        "train_examples": pt(iterations.train_examples, 0),
+        "tokens_per_second": pt(throughput.tokens_per_second if throughput else None, 1),
+        "trained_tokens": pt(throughput.trained_tokens if throughput else None, 0),
+        "peak_memory_gb": pt(info.memory.get("peak_gb"), 2),
+        "best_val_loss": pt(best.val_loss if best else None, 3), "best_step": str(best.step) if best else "—",
         "duration": duration(seconds),
-        "lora_rank": str(profile["lora"]["rank"]), "lora_scale": pt(profile["lora"]["scale"], 1),
-        "lora_layers": str(profile["lora"]["num_layers"]), "lora_dropout": pt(profile["lora"]["dropout"], 2),
-        "learning_rate": f"{profile['learning_rate']:.0e}".replace("e-0", "e-"), "max_seq_length": str(profile["max_seq_length"]),
+        "lora_rank": str(profile.lora.rank), "lora_scale": pt(profile.lora.scale, 1),
+        "lora_layers": str(profile.lora.num_layers), "lora_dropout": pt(profile.lora.dropout, 2),
+        "learning_rate": f"{profile.learning_rate:.0e}".replace("e-0", "e-"), "max_seq_length": str(profile.max_seq_length),
         "kind": "referência" if is_reference(run_path) else "demonstração",
     }
     return {f"run.{key}": value for key, value in values.items()}
 
 
-def evaluation_values(run_path: Path) -> dict[str, str]:
-    path = run_path / "evaluation" / "evaluation_report.json"
+def read_evaluation(run_path: Path) -> dict:
+    """The run's evaluation_report.json; a run not yet evaluated stops here, saying how to evaluate it."""
+    path = RunFolder(run_path).evaluation_report
     if not path.exists():
         raise FarenseError(f"{path}: o run ainda não foi avaliado.", hint=f"farense-guide evaluate {run_path}")
-    report = read_json(path)
-    defaults = inspect.signature(metrics.bootstrap_interval).parameters
-    values = {"bootstrap_resamples": str(defaults["resamples"].default),
-              "bootstrap_confidence": pt(100 * defaults["confidence"].default, 0) + "%",
-              "items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
-              "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não"}
-    for variant in ("base", "tuned"):
-        summary = report[variant]
-        for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy",
-                       "refusal_rate_out_of_scope", "refusal_rate_facts"):
-            interval = summary[metric]
-            values[f"{variant}.{metric}"] = pt(interval["mean"], 3)
-            values[f"{variant}.{metric}_ci"] = f"[{pt(interval['ci_low'], 3)}; {pt(interval['ci_high'], 3)}]"
-        values[f"{variant}.auc"] = pt(summary["auc"], 3)
-        if interval := summary.get("auc_interval"):  # evaluations before this interval existed lack it
-            values[f"{variant}.auc_ci"] = f"[{pt(interval['ci_low'], 3)}; {pt(interval['ci_high'], 3)}]"
-        values[f"{variant}.perplexity"] = pt(summary["perplexity"], 2)
-        values[f"{variant}.threshold"] = pt(summary["threshold"], 3)
-        for metric in ("precision", "recall", "f1"):
-            values[f"{variant}.confusion_{metric}"] = pt(summary["confusion"][metric], 3)
-    for metric in ("f1", "rouge_l", "top1_accuracy"):
-        values[f"gain.{metric}"] = pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
+    return read_json(path)
+
+
+def variant_values(summary: dict) -> dict[str, str]:
+    """One variant's (base, tuned) test metrics: means, 95% intervals, AUC, perplexity, threshold, confusion."""
+    values = {}
+    for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy",
+                   "refusal_rate_out_of_scope", "refusal_rate_facts"):
+        values[metric] = pt(summary[metric]["mean"], 3)
+        values[f"{metric}_ci"] = pt_interval(summary[metric])
+    values["auc"] = pt(summary["auc"], 3)
+    if interval := summary.get("auc_interval"):  # evaluations before this interval existed lack it
+        values["auc_ci"] = pt_interval(interval)
+    values["perplexity"] = pt(summary["perplexity"], 2)
+    values["threshold"] = pt(summary["threshold"], 3)
+    for metric in ("precision", "recall", "f1"):
+        values[f"confusion_{metric}"] = pt(summary["confusion"][metric], 3)
+    return values
+
+
+def comparison_values(report: dict) -> dict[str, str]:
+    """Tuned minus base, whether their intervals overlap, and the loss gap at the end of training."""
+    values = {f"gain.{metric}": pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
+              for metric in ("f1", "rouge_l", "top1_accuracy")}
     values["gain.auc"] = pt(report["tuned"]["auc"] - report["base"]["auc"], 3)
     for metric in ("f1", "auc_interval"):
         base, tuned = report["base"].get(metric), report["tuned"].get(metric)
@@ -124,6 +127,19 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
     if gap:
         values.update({"loss_gap.train": pt(gap["train_loss"], 3), "loss_gap.valid": pt(gap["val_loss"], 3),
                        "loss_gap.gap": pt(gap["gap"], 3)})
+    return values
+
+
+def evaluation_values(run_path: Path) -> dict[str, str]:
+    report = read_evaluation(run_path)
+    defaults = inspect.signature(metrics.bootstrap_interval).parameters
+    values = {"bootstrap_resamples": str(defaults["resamples"].default),
+              "bootstrap_confidence": pt(100 * defaults["confidence"].default, 0) + "%",
+              "items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
+              "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não"}
+    for variant in ("base", "tuned"):
+        values.update({f"{variant}.{key}": value for key, value in variant_values(report[variant]).items()})
+    values.update(comparison_values(report))
     return {f"eval.{key}": value for key, value in values.items()}
 
 
@@ -155,7 +171,8 @@ def profile_values() -> dict[str, str]:
                   "warmup_steps": profile.warmup_steps, "save_every": profile.save_every,
                   "keep_checkpoints": profile.keep_checkpoints, "steps_per_eval": profile.steps_per_eval,
                   "early_stopping_patience": profile.early_stopping_patience,
-                  "memory_limit_gb": profile.memory_limit_gb or "—", "eval_limit": profile.eval_limit or "—", "seed": profile.seed}
+                  "memory_limit_gb": f"{profile.memory_limit_gb:g}" if profile.memory_limit_gb else "—",  # 10.0 -> "10"
+                  "eval_limit": profile.eval_limit or "—", "seed": profile.seed}
         values.update({f"profile.{path.stem}.{key}": str(value) for key, value in fields.items()})
     return values
 
@@ -163,7 +180,7 @@ def profile_values() -> dict[str, str]:
 def memory_rows() -> list[tuple[str, str, object]]:
     """The m1-16gb profile (Mistral-7B, 4 bits) and the variations the guide discusses."""
     from farense_guide.memory import ModelShape, estimate_memory
-    from farense_guide.steps.preflight import estimate_for
+    from farense_guide.memory import estimate_for
     from farense_guide.config import load_profile
 
     profile = load_profile("m1-16gb")
@@ -186,7 +203,7 @@ def memory_rows() -> list[tuple[str, str, object]]:
 
 
 def memory_table() -> tuple[str, dict[str, str]]:
-    from farense_guide.memory import GB, verdict
+    from farense_guide.memory import GB, judge_fit
 
     lines = ["| configuração | pesos | LoRA + Adam | ativações | logits | total | num M1 de 16 GB |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -194,10 +211,10 @@ def memory_table() -> tuple[str, dict[str, str]]:
     rows = memory_rows()
     for key, label, estimate in rows:
         cells = [pt(x / GB, 2) for x in (estimate.weights, estimate.lora, estimate.activations, estimate.logits, estimate.total)]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {verdict(estimate.total, M1_16GB_WORKING_SET)} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {judge_fit(estimate.total, M1_16GB_WORKING_SET).label} |")
         values[f"memory.{key}.total_gb"] = pt(estimate.total / GB, 1)
         values[f"memory.{key}.weights_gb"] = pt(estimate.weights / GB, 1)
-        values[f"memory.{key}.verdict"] = verdict(estimate.total, M1_16GB_WORKING_SET)
+        values[f"memory.{key}.verdict"] = judge_fit(estimate.total, M1_16GB_WORKING_SET).label
     values["memory.lora_parameters"] = pt(rows[0][2].lora_parameters, 0)
     note = ("\nEm GB (10⁹ bytes), no pico de um passo de treino. O limite do M1 de 16 GB é o que o Metal deixa a GPU usar "
             f"(recommendedMaxWorkingSetSize, {values['memory.m1_budget_gb']} GB); «cabe» é até 85% dele.\n")
@@ -223,8 +240,7 @@ def compute_values(stats_path: Path) -> dict[str, str]:
 
 
 def run_banner(run_path: Path, values: dict[str, str]) -> str:
-    info = RunFolder(run_path).read_run()
-    shortened = info["iterations"].get("shortened")
+    shortened = RunFolder(run_path).read_info().shortened
     kind = "note" if is_reference(run_path) else "warning"
     title = ("Run de referência" if is_reference(run_path)
              else "Run encurtado, não a referência" if shortened else "Run de demonstração, não a referência")
@@ -249,10 +265,10 @@ COMPARED_METRICS = [("F1", "f1"), ("ROUGE-L", "rouge_l"), ("exatidão top-1", "t
 
 def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[str]:
     """Markdown lines: this run's test metrics next to the reference's 95% intervals, and whether each falls inside."""
-    path = reference / "evaluation" / "evaluation_report.json"
+    path = RunFolder(reference).evaluation_report
     if not path.exists():
         return []
-    mine, ref = read_json(run_path / "evaluation" / "evaluation_report.json"), read_json(path)
+    mine, ref = read_json(RunFolder(run_path).evaluation_report), read_json(path)
     lines = ["", f"| modelo | métrica | `{run_path.name}` | `{reference.name}` (IC 95%) | dentro do intervalo? |",
              "| --- | --- | ---: | ---: | --- |"]
     for variant, label in (("base", "base"), ("tuned", "afinado")):
@@ -262,19 +278,36 @@ def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[st
                 continue
             value = own["mean"]
             inside = interval["ci_low"] <= value <= interval["ci_high"]
-            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt(interval['mean'], 3)} [{pt(interval['ci_low'], 3)}; "
-                         f"{pt(interval['ci_high'], 3)}] | {'sim' if inside else '**não**'} |")
+            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt_mean_interval(interval)} | {'sim' if inside else '**não**'} |")
     lines += ["", f"Os intervalos são os do run de referência ({ref['items']} perguntas de teste); este run foi avaliado em "
               f"{mine['items']}. Fontes: `{run_path.as_posix()}/evaluation/` e `{reference.as_posix()}/evaluation/`."]
     return lines
 
 
+def fuse_checks(run_path: Path) -> list[tuple[int | None, dict]]:
+    """(bits, fuse_check.json) of each fuse check the run has, the float one first."""
+    run = RunFolder(run_path)
+    paths = [(bits, run.fuse_check(bits) / "fuse_check.json") for bits in FUSE_BITS]
+    return [(bits, read_json(path)) for bits, path in paths if path.exists()]
+
+
+def fuse_row(bits: int | None, check: dict) -> tuple[str, dict[str, str]]:
+    """One fuse check: its table row and its values (fuse.* for the float fuse, fuse4.* for 4 bits)."""
+    c = check["comparison"]
+    label = f"re-quantizado a {bits} bits" if bits else f"em {check['dtype']}"
+    share = f"{c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)"
+    row = (f"| {label} | {share} | {pt(c['f1_adapter']['mean'], 3)} | {pt(c['f1_fused']['mean'], 3)} "
+           f"| {pt(c['f1_drop'], 3)} | {'passou' if check['passed'] else 'falhou'} |")
+    prefix = f"fuse{bits}" if bits else "fuse"
+    values = {"identical": str(c["identical"]), "items": str(c["items"]), "match_share": pt(100 * c["match_share"], 1),
+              "f1_adapter": pt(c["f1_adapter"]["mean"], 3), "f1_fused": pt(c["f1_fused"]["mean"], 3),
+              "f1_drop": pt(c["f1_drop"], 3), "max_tokens": str(check["max_tokens"])}
+    return row, {f"{prefix}.{key}": value for key, value in values.items()}
+
+
 def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
     """fuse_check.md: the fuse check(s) of the run as a table, or a note that the run has none."""
-    from farense_guide.steps.fuse import check_folder
-
-    checks = [(bits, read_json(check_folder(run_path, bits) / "fuse_check.json"))
-              for bits in (None, 4) if (check_folder(run_path, bits) / "fuse_check.json").exists()]
+    checks = fuse_checks(run_path)
     if not checks:
         return (f'!!! note "Sem verificação da fusão"\n\n    O run `{run_path.name}` ainda não tem verificação da fusão: '
                 f"`farense-guide fuse {run_path.as_posix()}` fá-la.\n"), {}
@@ -282,16 +315,9 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     values = {}
     for bits, check in checks:
-        c = check["comparison"]
-        label = f"re-quantizado a {bits} bits" if bits else f"em {check['dtype']}"
-        share = f"{c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)"
-        lines.append(f"| {label} | {share} | {pt(c['f1_adapter']['mean'], 3)} | {pt(c['f1_fused']['mean'], 3)} "
-                     f"| {pt(c['f1_drop'], 3)} | {'passou' if check['passed'] else 'falhou'} |")
-        prefix = f"fuse{bits}" if bits else "fuse"
-        values.update({f"{prefix}.identical": str(c["identical"]), f"{prefix}.items": str(c["items"]),
-                       f"{prefix}.match_share": pt(100 * c["match_share"], 1), f"{prefix}.f1_adapter": pt(c["f1_adapter"]["mean"], 3),
-                       f"{prefix}.f1_fused": pt(c["f1_fused"]["mean"], 3), f"{prefix}.f1_drop": pt(c["f1_drop"], 3),
-                       f"{prefix}.max_tokens": str(check["max_tokens"])})
+        row, row_values = fuse_row(bits, check)
+        lines.append(row)
+        values.update(row_values)
     first = checks[0][1]
     lines += ["", f"Respostas gulosas (até {first['max_tokens']} tokens) às perguntas de teste do run `{run_path.name}`; "
               f"tolerância: pelo menos {pt(100 * first['tolerance']['min_match'], 0)} % de respostas iguais e uma descida do F1 "
@@ -299,107 +325,104 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n", values
 
 
+# The rows of compare_gpu.md, (id, label): an id is a key of the values, or one of the composed cells of gpu_cell.
+GPU_ROWS = [
+    ("run.machine", "máquina"), ("run.method", "método"), ("steps", "passos"), ("run.duration", "duração"),
+    ("run.tokens_per_second", "tokens/s (tokens de resposta)"), ("run.peak_memory_gb", "memória de pico (GB)"),
+    ("run.best_val_loss", "melhor perda de validação"), ("eval.base.f1", "F1 do modelo base"),
+    ("eval.tuned.f1", "F1 do modelo afinado"), ("eval.tuned.f1_ci", "IC 95% do F1 afinado"),
+    ("auc", "AUC base → afinado"), ("fuse", "fusão em float"), ("fuse4", "fusão re-quantizada a 4 bits"),
+]
+
+
+def gpu_cell(row: str, values: dict[str, str]) -> str:
+    if row == "steps":
+        return f"{values['run.steps_done']} de {values['run.full_steps']}"
+    if row == "auc":
+        return f"{values['eval.base.auc']} → {values['eval.tuned.auc']}"
+    if row in ("fuse", "fuse4"):
+        if f"{row}.items" not in values:
+            return "—"
+        return f"{values[f'{row}.identical']} de {values[f'{row}.items']} iguais; F1 {values[f'{row}.f1_adapter']} → {values[f'{row}.f1_fused']}"
+    return values[row]
+
+
 def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
     """compare_gpu.md: the run next to the QLoRA run made on an NVIDIA GPU; its values as gpu.*."""
-    if not (gpu_run / "evaluation" / "evaluation_report.json").exists():
+    if not RunFolder(gpu_run).evaluation_report.exists():
         raise FarenseError(f"{gpu_run}: falta o run de QLoRA na GPU (avaliado), que o guia compara com este.",
                            hint="vem com o repositório: git checkout -- runs/reference-cuda")
     mine = {**run_values(run_path), **evaluation_values(run_path), **fuse_fragment(run_path)[1]}
     gpu = {**run_values(gpu_run), **evaluation_values(gpu_run), **fuse_fragment(gpu_run)[1]}
-
-    def fuse_cell(values: dict, prefix: str) -> str:
-        if f"{prefix}.items" not in values:
-            return "—"
-        return f"{values[f'{prefix}.identical']} de {values[f'{prefix}.items']} iguais; F1 {values[f'{prefix}.f1_adapter']} → {values[f'{prefix}.f1_fused']}"
-
-    rows = [
-        ("máquina", "run.machine"), ("método", "run.method"), ("passos", None), ("duração", "run.duration"),
-        ("tokens/s (tokens de resposta)", "run.tokens_per_second"), ("memória de pico (GB)", "run.peak_memory_gb"),
-        ("melhor perda de validação", "run.best_val_loss"), ("F1 do modelo base", "eval.base.f1"),
-        ("F1 do modelo afinado", "eval.tuned.f1"), ("IC 95% do F1 afinado", "eval.tuned.f1_ci"),
-        ("AUC base → afinado", None), ("fusão em float", "fuse"), ("fusão re-quantizada a 4 bits", "fuse4"),
-    ]
     lines = [f"| | `{run_path.name}` | `{gpu_run.name}` |", "| --- | ---: | ---: |"]
-    for label, key in rows:
-        cells = []
-        for values in (mine, gpu):
-            if label == "passos":
-                cells.append(f"{values['run.steps_done']} de {values['run.full_steps']}")
-            elif label.startswith("AUC"):
-                cells.append(f"{values['eval.base.auc']} → {values['eval.tuned.auc']}")
-            elif key in ("fuse", "fuse4"):
-                cells.append(fuse_cell(values, key))
-            else:
-                cells.append(values[key])
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    lines += [f"| {label} | {gpu_cell(row, mine)} | {gpu_cell(row, gpu)} |" for row, label in GPU_ROWS]
     lines += ["", f"Fontes: `{run_path.as_posix()}/` e `{gpu_run.as_posix()}/` (run.json, evaluation/, fuse_check*/)."]
     return "\n".join(lines) + "\n", {f"gpu.{key}": value for key, value in gpu.items()}
 
 
-def inputs_hash(run_path: Path, stats_path: Path) -> str:
-    from farense_guide import config, memory
+def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
+    """The stamp of every input: the run, its tables and figures, the data statistics, the profiles, the reference
+    and GPU runs the pages compare it with, and this code. The stamp names the paths: files are resolved, code goes
+    in as text."""
+    from farense_guide import config, memory, pt_format
 
-    digest = hashlib.sha256()
-    sources = [run_path / "run.json", run_path / "evaluation" / "evaluation_report.json", stats_path,
-               Path(__file__), Path(memory.__file__), *sorted(config.PROFILE_DIR.glob("*.yaml"))]
-    sources += [run_path / "tables" / name for name in RUN_TABLES] + sorted((run_path / "figures").glob("*.png"))
-    sources += sorted(run_path.glob("fuse_check*/fuse_check.json"))
-    sources += [REFERENCE / "evaluation" / "evaluation_report.json"]
-    sources += [GPU_RUN / "run.json", GPU_RUN / "evaluation" / "evaluation_report.json", *sorted(GPU_RUN.glob("fuse_check*/fuse_check.json"))]
-    for path in sources:
-        digest.update(str(path).encode() + (path.read_bytes() if path.exists() else b"-"))
-    return digest.hexdigest()
+    run, reference, gpu = RunFolder(run_path), RunFolder(REFERENCE), RunFolder(GPU_RUN)
+    files = [run.run_json, run.evaluation_report, stats_path, *sorted(config.PROFILE_DIR.glob("*.yaml"))]
+    files += [run.tables / name for name in RUN_TABLES] + sorted(run.figures.glob("*.png")) + run.fuse_checks()
+    files += [reference.evaluation_report, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
+    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, memory.__file__, pt_format.__file__)]
+    return Stamp(output / STAMP, [path.resolve() for path in files] + code)
 
 
 def choose_run(run: Path | None) -> Path:
     if run is not None:
-        if not (run / "run.json").exists():
+        if not RunFolder(run).exists():
             raise FarenseError(f"{run}: não é a pasta de um run (falta run.json).")
         return run
-    if (REFERENCE / "run.json").exists():
+    if RunFolder(REFERENCE).exists():
         return REFERENCE
     raise FarenseError("não há runs/reference/ e nenhum --run foi indicado.",
                        hint="`nox -s docs` faz um run de demonstração; ou `farense-guide fragments --run runs/<nome>`")
+
+
+def check_ready(run_path: Path) -> None:
+    """A run whose training ended and whose report was made, else an error that says what to run."""
+    run = RunFolder(run_path)
+    if run.read_info().ended_at is None:
+        raise FarenseError(f"{run_path}: o treino ainda não terminou (run.json sem ended_at).",
+                           hint=f"espere pelo fim (farense-guide monitor {run_path}) ou retome-o (farense-guide train --resume {run_path})")
+    if not (run.tables / "training.md").exists():
+        raise FarenseError(f"{run_path}: faltam as tabelas e figuras.", hint=f"farense-guide report {run_path}")
+
+
+def copy_run_outputs(run_path: Path, output: Path) -> list[Path]:
+    """The run's tables and figures, copied as they are."""
+    run = RunFolder(run_path)
+    copies = [(run.tables / name, output / name) for name in RUN_TABLES]
+    copies += [(figure, output / "figures" / figure.name) for figure in sorted(run.figures.glob("*.png"))]
+    return [safe_write(target, source.read_bytes()) for source, target in copies]
 
 
 def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = Path("data/stats/stats.json"),
              force: bool = False) -> list[Path]:
     """Write guide/_generated/ from a run; returns what was written ([] when up to date)."""
     run_path = choose_run(run)
-    if "ended_at" not in RunFolder(run_path).read_run():
-        raise FarenseError(f"{run_path}: o treino ainda não terminou (run.json sem ended_at).",
-                           hint=f"espere pelo fim (farense-guide monitor {run_path}) ou retome-o (farense-guide train --resume {run_path})")
-    if not (run_path / "tables" / "training.md").exists():
-        raise FarenseError(f"{run_path}: faltam as tabelas e figuras.", hint=f"farense-guide report {run_path}")
-    key = inputs_hash(run_path, stats_path)
-    stamp = output / STAMP
-    if not force and stamp.exists() and stamp.read_text() == key:
+    check_ready(run_path)
+    stamp = fragments_stamp(run_path, output, stats_path)
+    if not force and stamp.is_current():
         return []
     if output.exists():
         shutil.rmtree(output)
     (output / "figures").mkdir(parents=True)
     values = {**run_values(run_path), **evaluation_values(run_path), **data_values(stats_path), **profile_values(),
               **compute_values(stats_path)}
-    table, memory_values = memory_table()
-    values.update(memory_values)
-    written = []
-    for name in RUN_TABLES:
-        shutil.copyfile(run_path / "tables" / name, output / name)
-        written.append(output / name)
-    for figure in sorted((run_path / "figures").glob("*.png")):
-        shutil.copyfile(figure, output / "figures" / figure.name)
-        written.append(output / "figures" / figure.name)
-    (output / "memory_m1.md").write_text(table, encoding="utf-8")
-    (output / "run_banner.md").write_text(run_banner(run_path, values), encoding="utf-8")
-    gpu_table, gpu_values = gpu_comparison(run_path, GPU_RUN)
-    values.update(gpu_values)
-    (output / "compare_gpu.md").write_text(gpu_table, encoding="utf-8")
-    written.append(output / "compare_gpu.md")
-    fuse_table, fuse_values = fuse_fragment(run_path)
-    values.update(fuse_values)
-    (output / "fuse_check.md").write_text(fuse_table, encoding="utf-8")
-    written.append(output / "fuse_check.md")
-    write_json(output / "values.json", dict(sorted(values.items())))
-    written += [output / "memory_m1.md", output / "run_banner.md", output / "values.json"]
-    stamp.write_text(key)
+    memory_markdown, memory_values = memory_table()
+    gpu_markdown, gpu_values = gpu_comparison(run_path, GPU_RUN)
+    fuse_markdown, fuse_values = fuse_fragment(run_path)
+    values.update({**memory_values, **gpu_values, **fuse_values})
+    written = copy_run_outputs(run_path, output)
+    written += [safe_write(output / "compare_gpu.md", gpu_markdown), safe_write(output / "fuse_check.md", fuse_markdown),
+                safe_write(output / "memory_m1.md", memory_markdown), safe_write(output / "run_banner.md", run_banner(run_path, values)),
+                write_json(output / "values.json", dict(sorted(values.items())))]
+    stamp.record()
     return written

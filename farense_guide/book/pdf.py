@@ -4,13 +4,11 @@ mkdocs.yml gives the chapter order; guide_source.py runs the site's preprocessor
 chapter; pdf_flowables.py lays it out. Here: fonts (DejaVu, from matplotlib, embedded), the cover,
 the table of contents with page numbers, PDF bookmarks per chapter and section, running headers and
 page numbers. The PDF lands in guide/_generated/, so the site publishes it next to its pages and
-links to it. A stamp with the hash of the inputs skips the build when nothing changed.
+links to it. A stamp of the inputs skips the build when nothing changed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -25,8 +23,10 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import BaseDocTemplate, Frame, NextPageTemplate, PageBreak, PageTemplate, Paragraph, Spacer
 from reportlab.platypus.tableofcontents import TableOfContents
 
+from farense_guide.book import pdf_flowables
 from farense_guide.book.guide_source import GuideSource, read_guide
 from farense_guide.book.pdf_flowables import MONO, SANS, Renderer, styles
+from farense_guide.runs import Stamp, read_json, safe_write
 
 PDF_NAME = "GUIA_COMPLETO_LLM_MLX_M1.pdf"
 STAMP = ".pdf-stamp"
@@ -116,15 +116,20 @@ def story(source: GuideSource, values: dict[str, str], width: float, height: flo
     return flowables
 
 
-def inputs_hash(source: GuideSource, values_path: Path) -> str:
-    digest = hashlib.sha256()
-    for chapter in source.chapters:
-        digest.update(chapter.markdown.encode())
-    for image in sorted(source.docs_dir.rglob("*.png")):
-        digest.update(image.read_bytes())
-    for path in (values_path, Path(__file__), Path(__file__).with_name("pdf_flowables.py")):
-        digest.update(path.read_bytes() if path.exists() else b"-")
-    return digest.hexdigest()
+def pdf_stamp(source: GuideSource, values_path: Path, output: Path) -> Stamp:
+    """The chapters (after values and includes), the guide's images, the values and this code.
+
+    The stamp names the paths: files are resolved (mkdocs.yml may be given from another folder), code goes in as text
+    (the same code in another copy of the project is the same input)."""
+    files = [path.resolve() for path in (*sorted(source.docs_dir.rglob("*.png")), values_path)]
+    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, pdf_flowables.__file__)]
+    return Stamp(output.with_name(STAMP), [chapter.markdown for chapter in source.chapters] + files + code)
+
+
+def write_pdf(path: Path, source: GuideSource, values: dict[str, str]) -> None:
+    register_fonts()
+    document = GuideDocument(path, source.site_name, source.description)
+    document.multiBuild(story(source, values, document.width, document.height))
 
 
 def build_pdf(config_path: Path = Path("mkdocs.yml"), output: Path | None = None, force: bool = False) -> Path | None:
@@ -133,14 +138,10 @@ def build_pdf(config_path: Path = Path("mkdocs.yml"), output: Path | None = None
     generated = source.docs_dir / "_generated"
     output = output or generated / PDF_NAME
     values_path = generated / "values.json"
-    values = json.loads(values_path.read_text(encoding="utf-8")) if values_path.exists() else {}
-    stamp = output.with_name(STAMP)
-    key = inputs_hash(source, values_path)
-    if not force and output.exists() and stamp.exists() and stamp.read_text() == key:
+    values = read_json(values_path) if values_path.exists() else {}
+    stamp = pdf_stamp(source, values_path, output)
+    if not force and output.exists() and stamp.is_current():
         return None
-    register_fonts()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    document = GuideDocument(output, source.site_name, source.description)
-    document.multiBuild(story(source, values, document.width, document.height))
-    stamp.write_text(key)
+    safe_write(output, lambda path: write_pdf(path, source, values))
+    stamp.record()
     return output

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from farense_guide import blas
+from farense_guide.runs import RunFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = Path("guide/notebook.ipynb")
@@ -39,9 +40,9 @@ def scratch_copy(destination: Path) -> Path:
     shutil.copytree(ROOT, destination, ignore=SKIP, dirs_exist_ok=True)
     (destination / "runs").mkdir(exist_ok=True)
     for name in COMMITTED_RUNS:
-        run = ROOT / "runs" / name
-        if (run / "evaluation" / "evaluation_report.json").exists():
-            shutil.copytree(run, destination / "runs" / name, ignore=RUN_SKIP, dirs_exist_ok=True)
+        run = RunFolder(ROOT / "runs" / name)
+        if run.evaluation_report.exists():
+            shutil.copytree(run.path, destination / "runs" / name, ignore=RUN_SKIP, dirs_exist_ok=True)
     return destination
 
 
@@ -76,21 +77,21 @@ def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, start
     for snippet in snippets:
         name = snippet.relative_to(workdir)
         print(f"── {name}", flush=True)
-        start = time.perf_counter()
+        began = time.perf_counter()
         result = subprocess.run(command_for(snippet), cwd=workdir, env=env, timeout=timeout)
         if result.returncode != 0:
             print(f"erro: o snippet {name} falhou (código {result.returncode}).", file=sys.stderr)
             return 1
-        print(f"   ok ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"   ok ({time.perf_counter() - began:.0f} s)", flush=True)
     if only is None or only in NOTEBOOK.name:
         print(f"── {NOTEBOOK}", flush=True)
-        start = time.perf_counter()
+        began = time.perf_counter()
         try:
             run_notebook(workdir / NOTEBOOK, workdir, env, timeout)
         except Exception as exc:  # nbclient raises CellExecutionError with the cell and its traceback
             print(f"erro: o caderno {NOTEBOOK} falhou:\n{exc}", file=sys.stderr)
             return 1
-        print(f"   ok ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"   ok ({time.perf_counter() - began:.0f} s)", flush=True)
     print(f"{len(snippets)} snippets e o caderno correram sem erros (perfil {profile}).")
     return 0
 

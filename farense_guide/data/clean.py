@@ -12,11 +12,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from farense_guide.data.records import canonical, normalise, to_chat, user_text, write_jsonl
+from farense_guide.data.records import canonical, normalise, to_chat, user_text
 from farense_guide.data.validate import (
     BOM, Example, FileReport, check_leakage, check_lengths, check_record, control_characters, count_tokens, input_files, read_lines,
 )
 from farense_guide.errors import FarenseError
+from farense_guide.runs import safe_write, write_json, write_jsonl
 
 
 @dataclass
@@ -113,7 +114,6 @@ def clean(target: Path, output: Path, system_prompt: str | None = None, tokenize
             count_tokens(report.examples, tokenizer)
             check_lengths(report, max_seq_length)
     drop_flagged(reports, changes)
-    output.mkdir(parents=True, exist_ok=True)
     for name, report in reports.items():
         write_jsonl(output / f"{name}.jsonl", [e.record for e in report.examples])
     write_clean_report(output, reports, changes)
@@ -122,13 +122,11 @@ def clean(target: Path, output: Path, system_prompt: str | None = None, tokenize
 
 def write_clean_report(output: Path, reports: dict[str, FileReport], changes: list[Change]) -> None:
     kept = {name: len(r.examples) for name, r in reports.items()}
-    (output / "clean_report.json").write_text(
-        json.dumps({"kept": kept, "changes": [asdict(c) for c in changes]}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json(output / "clean_report.json", {"kept": kept, "changes": [asdict(c) for c in changes]})
     lines = ["# Relatório de limpeza", "", "| ficheiro | exemplos mantidos |", "| --- | --- |"]
     lines += [f"| {name}.jsonl | {count} |" for name, count in kept.items()]
     lines += ["", "| origem | linha | ação | motivo |", "| --- | --- | --- | --- |"]
     lines += [f"| {c.path} | {c.line} | {c.action} | {c.reason.replace('|', '/')} |" for c in changes]
     if not changes:
         lines.append("| — | — | — | nada a alterar |")
-    (output / "clean_report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    safe_write(output / "clean_report.md", "\n".join(lines) + "\n")

@@ -11,7 +11,6 @@ import re
 import unicodedata
 from pathlib import Path
 
-from farense_guide.errors import FarenseError
 
 DATA_SPLITS = ("train", "valid", "test")
 # The system prompt of every example in data/: the chat command uses it too.
@@ -73,10 +72,3 @@ def read_jsonl(path: Path) -> list[dict]:
     """Records of a JSONL file that is known to be valid."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from farense_guide.data.records import normalise, read_jsonl, user_text, write_jsonl
+from farense_guide.data.records import normalise, read_jsonl, user_text
 from farense_guide.data.validate import input_files
 from farense_guide.errors import FarenseError
+from farense_guide.runs import write_jsonl
 
 
 def split_records(records: list[dict], seed: int, valid_share: float, test_share: float) -> dict[str, list[dict]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from farense_guide.data.validate import ValidationResult
 from farense_guide.errors import FarenseError
+from farense_guide.runs import safe_write, write_json
 
 PERCENTILES = (50, 90, 95, 99)
 CARD_START = "<!-- stats:start (gerado por farense-guide data stats; não editar à mão) -->"
@@ -56,9 +56,8 @@ def write_stats(result: ValidationResult, output: Path, model: str, max_seq_leng
     from farense_guide.plots import token_length_histogram
 
     stats = compute_stats(result, model)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (output / "stats.md").write_text(markdown_table(stats), encoding="utf-8")
+    write_json(output / "stats.json", stats)
+    safe_write(output / "stats.md", markdown_table(stats))
     lengths = {name: [e.tokens for e in r.examples if e.tokens is not None] for name, r in result.files.items()}
     if any(lengths.values()):
         token_length_histogram({k: v for k, v in lengths.items() if v}, output / "token_lengths.png", max_seq_length)
@@ -75,5 +74,5 @@ def update_card(card: Path, table: str) -> bool:
     updated = f"{head}{CARD_START}\n{table}{CARD_END}{tail}"
     if updated == text:
         return False
-    card.write_text(updated, encoding="utf-8")
+    safe_write(card, updated)
     return True
