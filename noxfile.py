@@ -6,7 +6,6 @@ Each session is a few lines that call the package; the logic lives in `farense_g
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 import time
@@ -17,7 +16,8 @@ import nox.command
 
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
-from farense_guide import blas  # noqa: E402  (light module: no MLX import)
+from farense_guide import blas  # noqa: E402  (light modules: no MLX, no PyYAML)
+from farense_guide.runs import Stamp  # noqa: E402
 
 nox.options.reuse_venv = "yes"
 nox.options.default_venv_backend = "venv"
@@ -36,13 +36,12 @@ def install(session: nox.Session, extras: str = "test") -> None:
     if sys.platform == "linux" and shutil.which("nvidia-smi"):
         extras = f"{extras},cuda"
     spec = f".[{extras}]" if extras else "."
-    stamp_key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
-    stamp = Path(session.virtualenv.location) / ".farense-installed"
-    if stamp.exists() and stamp.read_text() == stamp_key and "--reinstall" not in session.posargs:
+    stamp = Stamp(Path(session.virtualenv.location) / ".farense-installed", [ROOT / "pyproject.toml", spec])
+    if stamp.is_current() and "--reinstall" not in session.posargs:
         return
     session.install("-e", spec)
     session.install("--no-deps", *NO_DEPS)
-    stamp.write_text(stamp_key)
+    stamp.record()
 
 
 def package_args(session: nox.Session) -> list[str]:
