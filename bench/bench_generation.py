@@ -26,8 +26,9 @@ def main() -> None:
     from mlx_lm import load
     from mlx_lm.generate import batch_generate, generate
 
-    from farense_guide.steps.evaluate import load_items, prompt_tokens
+    from farense_guide.inference import prompt_tokens
     from farense_guide.models import float32_model
+    from farense_guide.steps.evaluate import load_items
 
     model, tokenizer = load(str(float32_model("smollm2")))
     items = load_items(ROOT / "data" / "test.jsonl", args.questions)

@@ -103,7 +103,7 @@ def add_model(subcommands) -> None:
         description="Converte o SmolLM2 embutido para MLX (uma vez, em cache), gera o modelo minúsculo de testes "
         "ou resolve um modelo local ou do Hugging Face, e mostra a pasta.",
     )
-    parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta, um id 'organização/nome' ou a pasta de um run (o seu modelo base); por omissão: smollm2")
+    parser.add_argument("spec", nargs="?", default="smollm2", help="smollm2, tiny, tiny-4bit, uma pasta, um id 'organização/nome' ou a pasta de um run (o seu modelo base como o treino o usou: em float32 se o CPU o desquantizou); por omissão: smollm2")
     parser.set_defaults(handler=commands.run_model_command, uses_mlx=True)
 
 

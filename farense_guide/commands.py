@@ -35,12 +35,15 @@ def run_preflight_command(args) -> int:
 
 
 def run_model_command(args) -> int:
+    from farense_guide.inference import trained_base_folder
     from farense_guide.models import resolve_model
 
-    spec = args.spec
-    if (Path(spec) / "run.json").is_file():  # a run folder: its base model
-        spec = json.loads((Path(spec) / "run.json").read_text(encoding="utf-8"))["profile"]["model"]
-    print(resolve_model(spec))
+    run = RunFolder(args.spec)
+    if run.exists():  # a run folder: its base, as training used it (the float32 copy where the CPU dequantized it)
+        info = run.read_info()
+        print(trained_base_folder(info.profile, info.backend))
+    else:
+        print(resolve_model(args.spec))
     return 0
 
 
@@ -225,7 +228,7 @@ def run_evaluate_command(args) -> int:
         summary = report[name]
         print(f"{label}: F1 {summary['f1']['mean']:.3f} [{summary['f1']['ci_low']:.3f}, {summary['f1']['ci_high']:.3f}] · "
               f"AUC {summary['auc']:.3f} · perplexidade {summary['perplexity']:.2f}")
-    print(f"Relatório em {args.run / 'evaluation'}")
+    print(f"Relatório em {RunFolder(args.run).evaluation}")
     return 0
 
 
@@ -277,13 +280,13 @@ def run_chat_command(args) -> int:
 
 
 def run_fuse_command(args) -> int:
-    from farense_guide.steps.fuse import check_folder, fuse_run
+    from farense_guide.steps.fuse import fuse_run
 
     check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
     c = check["comparison"]
     print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
           f"F1 fundido {c['f1_fused']['mean']:.3f}")
-    print(f"Modelo fundido em {check['output']}; verificação em {check_folder(args.run, args.bits)}")
+    print(f"Modelo fundido em {check['output']}; verificação em {RunFolder(args.run).fuse_check(args.bits)}")
     return 0
 
 

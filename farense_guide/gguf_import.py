@@ -8,11 +8,11 @@ are kept as they are; only names change. The tokenizer is rebuilt from the
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
+from farense_guide.runs import write_json
 
 GGUF_GROUP_SIZE = 32
 TOKEN_TYPE_CONTROL = 3  # llama.cpp's LLAMA_TOKEN_TYPE_CONTROL: special tokens
@@ -146,5 +146,5 @@ def convert_gguf(source: Path, destination: Path) -> None:
                           quantized=any(name.endswith(".scales") for name in weights))
     destination.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(destination / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (destination / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_json(destination / "config.json", config)
     build_tokenizer(metadata).save_pretrained(str(destination))

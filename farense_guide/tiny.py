@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from farense_guide.runs import write_json
+
 TINY_SHAPE = {
     "model_type": "llama",
     "hidden_size": 64,
@@ -28,7 +30,6 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
-
     source_config = json.loads((tokenizer_source / "config.json").read_text())
     config = dict(
         TINY_SHAPE,
@@ -43,4 +44,4 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
         config["quantization"] = {"group_size": TINY_GROUP_SIZE, "bits": bits}
     weights = dict(tree_flatten(model.parameters()))
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_json(folder / "config.json", config)

@@ -107,7 +107,11 @@ def mistral_style_model(tmp_path, tiny_folder):
     return folder
 
 
-def test_data_validation_training_evaluation_and_chat_run_with_a_mistral_template(tmp_path, mistral_style_model):
+def test_data_validation_training_evaluation_and_chat_run_with_a_mistral_template(tmp_path, mistral_style_model, capsys):
+    from farense_guide.data.records import read_jsonl
+    from farense_guide.steps.chat import chat
+    from farense_guide.steps.evaluate import evaluate_run
+
     data = tmp_path / "data"
     data.mkdir()
     for split in ("train", "valid", "test"):
@@ -121,7 +125,11 @@ def test_data_validation_training_evaluation_and_chat_run_with_a_mistral_templat
     assert validated.returncode == 0, validated.stdout + validated.stderr
     trained = run_cli("train", "--profile", str(profile), "--data", str(data), "--runs-dir", str(tmp_path), "--run-name", "m")
     assert trained.returncode == 0, trained.stderr
-    evaluated = run_cli("evaluate", str(tmp_path / "m"), "--limit", "2", "--max-tokens", "4")
-    assert evaluated.returncode == 0, evaluated.stderr
-    chatted = run_cli("chat", "--adapter", str(tmp_path / "m"), "--max-tokens", "4", "Quando foi fundado o Farense?")
-    assert chatted.returncode == 0, chatted.stderr
+    evaluate_run(tmp_path / "m", limit=2, max_tokens=4)
+    capsys.readouterr()  # the evaluation's progress
+    # chat folds the system prompt as evaluate did: the same answers to the same questions
+    predictions = [json.loads(line) for line in (tmp_path / "m" / "evaluation" / "predictions.jsonl").read_text().splitlines()]
+    for record, prediction in zip(read_jsonl(data / "test.jsonl"), predictions):
+        system, question = (m["content"] for m in record["messages"][:2])
+        chat("smollm2", tmp_path / "m", question, system, 4, compare_base=False)
+        assert capsys.readouterr().out.strip() == prediction["tuned_answer"], question

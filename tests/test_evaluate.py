@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -94,8 +95,75 @@ def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, 
     def no_model(*args):
         raise AssertionError("a variant already evaluated was loaded again")
 
-    monkeypatch.setattr(evaluate, "load_variant", no_model)
+    monkeypatch.setattr(evaluate, "load_run_model", no_model)
     before = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
     assert evaluate.evaluate_run(copy, max_tokens=8) == before
     with pytest.raises(AssertionError, match="loaded again"):  # other settings: the saved variants do not count
         evaluate.evaluate_run(copy, max_tokens=9)
+
+
+def single_turn_items(run):
+    """The test questions the evaluation answered that are one question after the system prompt, with their predictions."""
+    from farense_guide.steps.evaluate import load_items
+
+    info = json.loads((run / "run.json").read_text())
+    predictions = [json.loads(line) for line in (run / "evaluation" / "predictions.jsonl").read_text().splitlines()]
+    items = load_items(Path(info["profile"]["data"]) / "test.jsonl", len(predictions))
+    pairs = [(item, p) for item, p in zip(items, predictions) if [m["role"] for m in item.messages] == ["system", "user"]]
+    assert len(pairs) >= 3 and all(item.item_id == p["id"] for item, p in pairs)
+    return pairs
+
+
+def test_chat_answers_as_the_evaluated_model_did(evaluated_run, capsys):
+    """`chat --adapter <run>` gives, word for word, the answers evaluate scored (same model, prompt and greedy generation)."""
+    from farense_guide.inference import stream_answer
+    from farense_guide.steps.chat import chat, chat_models
+
+    run, _ = evaluated_run
+    max_tokens = json.loads((run / "evaluation" / "evaluation_report.json").read_text())["max_tokens"]
+    pairs = single_turn_items(run)
+    for item, prediction in pairs:
+        system, question = (m["content"] for m in item.messages)
+        chat("smollm2", run, question, system, max_tokens, compare_base=False)
+        assert capsys.readouterr().out.strip() == prediction["tuned_answer"], item.item_id
+    (_, (base, tokenizer)), _ = chat_models("smollm2", run / "adapters", compare_base=True)
+    for item, prediction in pairs:
+        assert stream_answer(base, tokenizer, item.messages, max_tokens).strip() == prediction["base_answer"], item.item_id
+
+
+def quantized_layers(model) -> int:
+    import mlx.nn as nn
+
+    return sum(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
+
+
+def test_chat_puts_the_adapter_on_the_base_as_the_run_trained_it(evaluated_run, tmp_path):
+    """A run trained on a 4-bit base dequantized to float32 (the CPU's LoRA) chats on that float32 base, not on the 4-bit
+    folder; a QLoRA run keeps the 4 bits; an adapter without its run.json takes this device's default (float32 on the CPU)."""
+    import shutil
+
+    from farense_guide.inference import default_device, trained_base_folder
+    from farense_guide.runs import RunFolder
+    from farense_guide.steps.chat import chat_models
+
+    run, _ = evaluated_run
+    copy = tmp_path / "ev-4bit"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("evaluation", "figures", "tables"))
+    info = json.loads((copy / "run.json").read_text())
+    info["profile"]["model"] = "tiny-4bit"
+    for base_bits, method, expected in ((None, "LoRA (base em float32)", 0), (4, "QLoRA (base a 4 bits)", 14)):  # 2 layers x 7
+        info["backend"].update(base_bits=base_bits, method=method)
+        (copy / "run.json").write_text(json.dumps(info))
+        [(_, (model, _))] = chat_models("smollm2", copy / "adapters" / "epoch-1", compare_base=False)
+        assert quantized_layers(model) == expected, base_bits
+        # the folder that mlx_lm.server or mlx_lm.generate would load holds the same base
+        run_info = RunFolder(copy).read_info()
+        folder = trained_base_folder(run_info.profile, run_info.backend)
+        assert ("quantization" in json.loads((folder / "config.json").read_text())) == (base_bits is not None)
+
+    alone = tmp_path / "adapter-alone"
+    shutil.copytree(run / "adapters", alone, ignore=shutil.ignore_patterns("epoch-*", "last"))
+    config = json.loads((alone / "adapter_config.json").read_text())
+    (alone / "adapter_config.json").write_text(json.dumps({**config, "model": "tiny-4bit"}))
+    [(_, (model, _))] = chat_models("smollm2", alone, compare_base=False)
+    assert quantized_layers(model) == (14 if default_device() == "gpu" else 0)

@@ -23,10 +23,20 @@ def trained_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fused_run(trained_run):
-    result = run_cli("fuse", str(trained_run), "--limit", "6", "--max-tokens", "12")
-    assert result.returncode == 0, result.stderr
-    assert "Respostas iguais:" in result.stdout
+    from farense_guide.steps.fuse import fuse_run
+
+    check = fuse_run(trained_run, limit=6, max_tokens=12)
+    assert check["passed"] and check["output"] == str(trained_run / "fused")
     return trained_run
+
+
+def test_fuse_says_how_many_answers_match_and_where_it_wrote(trained_run, tmp_path):
+    copy = tmp_path / "f"
+    shutil.copytree(trained_run, copy, ignore=shutil.ignore_patterns("fused*", "fuse_check*", "export", "checkpoints"))
+    result = run_cli("fuse", str(copy), "--limit", "2", "--max-tokens", "4")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^Respostas iguais: 2 de 2 · F1 base \+ adaptador \d\.\d{3} · F1 fundido \d\.\d{3}$", result.stdout, re.M), result.stdout
+    assert f"Modelo fundido em {copy / 'fused'}; verificação em {copy / 'fuse_check'}" in result.stdout
 
 
 def lora_layers(run):
@@ -121,14 +131,20 @@ def gguf_fields(path):
 
 @pytest.fixture(scope="module")
 def exported_run(fused_run):
-    result = run_cli("export", str(fused_run), "--gguf")
-    assert result.returncode == 0, result.stderr
+    from farense_guide.steps.export import export_run
+
+    report = export_run(fused_run)
+    assert report["gguf"] == str(fused_run / "export" / "f-f16.gguf") and report["tensors"] > 0
     return fused_run
 
 
-def test_export_needs_a_format(fused_run):
+def test_export_needs_a_format_and_says_what_it_wrote(fused_run, tmp_path):
     result = run_cli("export", str(fused_run))
     assert result.returncode == 2 and "--gguf" in result.stderr
+    result = run_cli("export", str(fused_run), "--gguf", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^{re.escape(str(tmp_path / 'f-f16.gguf'))}: \d+ tensores, \d+ MB; Modelfile em {re.escape(str(tmp_path / 'Modelfile'))}$",
+                     result.stdout, re.M), result.stdout
 
 
 def test_the_gguf_file_is_readable_by_the_gguf_package(exported_run):
@@ -281,8 +297,8 @@ def test_mlx_lm_server_answers_an_openai_client_streamed_and_not(served_fused_mo
     from mlx_lm import load
     from openai import OpenAI
 
-    from farense_guide.steps.chat import answer
     from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
+    from farense_guide.inference import stream_answer
 
     messages = [{"role": "system", "content": FARENSE_SYSTEM_PROMPT}, {"role": "user", "content": "Quando foi fundado o Farense?"}]
     client = OpenAI(base_url=served_fused_model, api_key="sem-chave")
@@ -296,4 +312,4 @@ def test_mlx_lm_server_answers_an_openai_client_streamed_and_not(served_fused_mo
     assert "".join(pieces) == text
 
     model, tokenizer = load(str(fused_run / "fused"))
-    assert answer(model, tokenizer, messages, max_tokens=12) == text  # the same greedy answer as farense-guide chat
+    assert stream_answer(model, tokenizer, messages, max_tokens=12) == text  # the same greedy answer as farense-guide chat

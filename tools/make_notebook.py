@@ -44,21 +44,20 @@ print("problemas:", len(result.problems))"""),
 first = json.loads(Path(profile.data, "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
 for message in first["messages"]:
     print(f"[{message['role']}] {message['content']}")"""),
-    ("code", """from farense_guide.memory import GB
-from farense_guide.inference import default_device, default_quantized
-from farense_guide.steps.preflight import estimate_for, model_shape
+    ("code", """from farense_guide.inference import default_device, default_quantized
+from farense_guide.memory import GB, estimate_for, model_shape
 
 shape = model_shape(profile)
 estimate, precision = estimate_for(profile, shape, default_quantized(profile, default_device()))
 print(precision)
-for label, size in estimate.rows():
-    print(f"{label:>40}: {size / GB:6.2f} GB")"""),
+for row in estimate.rows():
+    print(f"{row.label:>40}: {row.size / GB:6.2f} GB")"""),
     ("code", """from farense_guide.runs import RunFolder
 from farense_guide.steps.train import TrainPlan, train
 
 run = RunFolder(Path("runs") / f"caderno-{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 info = train(TrainPlan(profile, run, command=["notebook.ipynb"]))
-print(info["status"], "·", info["steps_done"], "passos ·", f"{info['throughput']['tokens_per_second']:.0f} tokens/s")"""),
+print(info.status, "·", info.steps_done, "passos ·", f"{info.throughput.tokens_per_second:.0f} tokens/s")"""),
     ("code", """import matplotlib.pyplot as plt
 
 metrics = run.read_metrics()
@@ -77,14 +76,15 @@ for variant in ("base", "tuned"):
     summary = evaluation[variant]
     print(f"{variant:>6}: F1 {summary['f1']['mean']:.3f} "
           f"[{summary['f1']['ci_low']:.3f}; {summary['f1']['ci_high']:.3f}] · AUC {summary['auc']:.3f}")"""),
-    ("code", """from farense_guide.steps.chat import answer, load_chat_model
-from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
+    ("code", """from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
+from farense_guide.inference import load_run_model, stream_answer
 
+info = run.read_info()
 question = [{"role": "system", "content": FARENSE_SYSTEM_PROMPT},
             {"role": "user", "content": "Em que cidade joga o Farense?"}]
 for label, adapter in (("base", None), ("afinado", run.adapters)):
-    model, tokenizer = load_chat_model(profile.model, adapter)
-    print(f"{label}: {answer(model, tokenizer, question, max_tokens=40)}")"""),
+    model, tokenizer = load_run_model(info.profile, info.backend, adapter)  # a base como o treino a usou, como no chat
+    print(f"{label}: {stream_answer(model, tokenizer, question, max_tokens=40)}")"""),
 ]
 
 

@@ -10,8 +10,8 @@ Also perplexity of the reference answers and the share of out-of-scope questions
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import math
 import random
 from dataclasses import dataclass
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from farense_guide import metrics
-from farense_guide.chat_template import render
+from farense_guide import inference, metrics
+from farense_guide.bars import task_bars
 from farense_guide.data.records import read_jsonl
 from farense_guide.errors import FarenseError
+from farense_guide.inference import Progress, answer_log_probs, greedy_answers, load_run_model
+from farense_guide.runs import RunFolder, RunInfo, RunStatus, file_sha256, read_json, write_csv, write_json, write_jsonl
 
 DISTRACTORS = 4  # wrong answers scored per question
-GENERATION_BATCH = 16
-SCORING_BATCH = 8
 
 
 @dataclass
@@ -49,54 +49,6 @@ def load_items(path: Path, limit: int | None = None) -> list[Item]:
     return items[:limit] if limit else items
 
 
-def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
-    text = render(tokenizer, messages, add_generation_prompt=True)
-    return tokenizer.encode(text, add_special_tokens=False)
-
-
-def generate_answers(model, tokenizer, items: list[Item], max_tokens: int, progress) -> list[str]:
-    """Greedy answers, GENERATION_BATCH prompts at a time."""
-    from mlx_lm.generate import batch_generate
-
-    answers = []
-    for start in range(0, len(items), GENERATION_BATCH):
-        chunk = items[start:start + GENERATION_BATCH]
-        response = batch_generate(model, tokenizer, [prompt_tokens(tokenizer, i.messages) for i in chunk], max_tokens=max_tokens)
-        answers += [text.strip() for text in response.texts]
-        progress(len(chunk))
-    return answers
-
-
-def answer_log_probs(model, tokenizer, pairs: list[tuple[list[dict], str]], progress) -> list[tuple[float, int]]:
-    """(sum of log-probabilities, token count) of each answer given its conversation, end-of-turn included."""
-    import mlx.core as mx
-
-    sequences = []
-    for messages, answer in pairs:
-        prompt = prompt_tokens(tokenizer, messages)
-        full_text = render(tokenizer, messages + [{"role": "assistant", "content": answer}])
-        full = tokenizer.encode(full_text.rstrip("\n"), add_special_tokens=False)
-        sequences.append((full, len(prompt)))
-    results = []
-    for start in range(0, len(sequences), SCORING_BATCH):
-        chunk = sequences[start:start + SCORING_BATCH]
-        width = max(len(tokens) for tokens, _ in chunk)
-        batch = mx.array([tokens + [0] * (width - len(tokens)) for tokens, _ in chunk])
-        logits = model(batch[:, :-1]).astype(mx.float32)
-        log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        picked = mx.take_along_axis(log_probs, batch[:, 1:, None], axis=-1).squeeze(-1)
-        positions = mx.arange(width - 1)[None, :]
-        starts = mx.array([offset - 1 for _, offset in chunk])[:, None]
-        ends = mx.array([len(tokens) - 1 for tokens, _ in chunk])[:, None]
-        mask = (positions >= starts) & (positions < ends)
-        sums = (picked * mask).sum(axis=1)
-        counts = mask.sum(axis=1)
-        mx.eval(sums, counts)
-        results += list(zip(sums.tolist(), counts.tolist()))
-        progress(len(chunk))
-    return results
-
-
 def candidate_answers(items: list[Item], seed: int = 0) -> list[list[str]]:
     """For each item: its reference first, then DISTRACTORS references of other items (other ids)."""
     rng = random.Random(seed)
@@ -108,7 +60,7 @@ def candidate_answers(items: list[Item], seed: int = 0) -> list[list[str]]:
     return candidates
 
 
-def likelihood_scores(model, tokenizer, items: list[Item], progress) -> dict:
+def likelihood_scores(model, tokenizer, items: list[Item], progress: Progress) -> dict:
     """Mean per-token log-probability of the true answer and of the distractors, per item."""
     candidates = candidate_answers(items)
     pairs = [(item.messages, answer) for item, answers in zip(items, candidates) for answer in answers]
@@ -159,14 +111,6 @@ def summarise(rows: list[dict], items: list[Item], likelihood: dict, threshold: 
     return summary
 
 
-def load_variant(run_info: dict, adapter: Path | None):
-    from farense_guide.config import profile_from_dict
-    from farense_guide.inference import load_run_model
-    from farense_guide.runs import Backend
-
-    return load_run_model(profile_from_dict(run_info["profile"]), Backend(**run_info["backend"]), adapter)
-
-
 def loss_gap(run_folder) -> dict:
     """The last training-loss report against the last validation loss (the "overfitting gap")."""
     entries = run_folder.read_metrics()
@@ -178,98 +122,126 @@ def loss_gap(run_folder) -> dict:
             "gap": valid[-1]["val_loss"] - train[-1]["train_loss"]}
 
 
-def check_trained(run, info: dict) -> None:
+
+def check_trained(run: RunFolder, info: RunInfo) -> None:
     """Refuse a run whose adapter was never trained: the "fine-tuned" model would be the base."""
     if not (run.adapters / "adapters.safetensors").is_file():
         raise FarenseError(f"{run.path}: não há adaptador em {run.adapters}.", f"treine-o primeiro: farense-guide train --resume {run.path}")
-    if info.get("status") == "failed_nan" and not info.get("best", {}).get("step"):
+    if info.status == RunStatus.FAILED_NAN and not (info.best and info.best.step):
         raise FarenseError(f"{run.path}: o treino falhou (perda NaN) antes de qualquer validação; o adaptador não foi treinado.",
                            "comece um run novo com uma taxa de aprendizagem mais baixa (--learning-rate)")
 
 
-def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96) -> dict:
-    """Evaluate base and fine-tuned on test (threshold from valid); write run/evaluation/."""
-    import csv
+def variants_of(run: RunFolder) -> dict[str, Path | None]:
+    """What is evaluated: the base (no adapter), the best adapter, and the adapter of each epoch."""
+    return {"base": None, "tuned": run.adapters, **{path.name: path for path in run.epoch_adapters()}}
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from farense_guide.runs import file_sha256
-    from farense_guide.runs import RunFolder, write_json
+def variant_label(name: str) -> str:
+    return {"base": "base", "tuned": "afinado"}.get(name, name.replace("epoch-", "época "))
 
-    run = RunFolder(run_path)
-    info = run.read_run()
-    check_trained(run, info)
-    data = Path(info["profile"]["data"])
-    limit = limit or info["profile"].get("eval_limit")
-    if limit is not None and limit < 2:
-        raise FarenseError(f"--limit {limit}: são precisas pelo menos 2 perguntas (as respostas das outras servem de distratores).")
-    test, valid = load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
-    epochs = sorted(run.adapters.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
-    variants = {"base": None, "tuned": run.adapters, **{p.name: p for p in epochs}}
+
+def variant_settings(info: RunInfo, data: Path, limit: int | None, max_tokens: int) -> dict:
+    """Everything a variant's result depends on besides its adapter: a saved result with other settings is not reused."""
+    code = b"".join(Path(module).read_bytes() for module in (__file__, metrics.__file__, inference.__file__))
+    return {"data": {name: file_sha256(data / f"{name}.jsonl") for name in ("test", "valid")}, "limit": limit,
+            "max_tokens": max_tokens, "distractors": DISTRACTORS, "backend": dataclasses.asdict(info.backend),
+            "code": hashlib.sha256(code).hexdigest()}
+
+
+def score_variant(info: RunInfo, adapter: Path | None, test: list[Item], valid: list[Item], max_tokens: int,
+                  advance: Progress) -> tuple[dict, list[str]]:
+    """One variant's result ({"summary", "rows"}) and its answers: threshold on valid, then answers and scores on test."""
+    model, tokenizer = load_run_model(info.profile, info.backend, adapter)
+    validation = likelihood_scores(model, tokenizer, valid, advance)
+    threshold = metrics.best_threshold(validation["scores"], validation["labels"])
+    answers = greedy_answers(model, tokenizer, [item.messages for item in test], max_tokens, advance)
+    rows = generative_scores(answers, test)
+    summary = summarise(rows, test, likelihood_scores(model, tokenizer, test, advance), threshold)
+    return {"summary": summary, "rows": rows}, answers
+
+
+def evaluate_variants(run: RunFolder, info: RunInfo, test: list[Item], valid: list[Item], settings: dict) -> tuple[dict, dict]:
+    """Results and answers of every variant, each saved as soon as it is done; identical adapters are scored once."""
     per_variant = len(test) * (2 + DISTRACTORS) + len(valid) * (1 + DISTRACTORS)
-    saved_variants = run.path / "evaluation" / "variants"  # each variant is kept as soon as it is done: a crash loses one
-    settings = {"data": {name: file_sha256(data / f"{name}.jsonl") for name in ("test", "valid")}, "limit": limit,
-                "max_tokens": max_tokens, "distractors": DISTRACTORS, "backend": info["backend"],
-                "code": hashlib.sha256(Path(__file__).read_bytes() + Path(metrics.__file__).read_bytes()).hexdigest()}
-    results, answers, evaluated = {}, {}, {}  # evaluated: variant -> adapter sha256 (identical adapters are scored once)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        for name, adapter in variants.items():
-            label = {"base": "base", "tuned": "afinado"}.get(name, name.replace("epoch-", "época "))
-            task = bar.add_task(f"avaliação ({label})", total=per_variant)
-
-            def advance(n: int, task=task) -> None:
-                bar.update(task, advance=n)
-
+    results, answers, evaluated = {}, {}, {}  # evaluated: variant -> adapter sha256
+    with task_bars() as bars:
+        for name, adapter in variants_of(run).items():
+            label = variant_label(name)
+            advance = bars.add(f"avaliação ({label})", per_variant)
             digest = file_sha256(adapter / "adapters.safetensors") if adapter else None
             if same := next((done for done, other in evaluated.items() if other == digest), None):
                 results[name], answers[name] = results[same], answers[same]  # e.g. the best adapter is the last epoch's
-                bar.update(task, advance=per_variant)
+                advance(per_variant)
                 continue
             evaluated[name] = digest
-            saved, key = saved_variants / f"{name}.json", {**settings, "adapter": digest}
-            if saved.exists() and (done := json.loads(saved.read_text(encoding="utf-8")))["key"] == key:
+            saved, key = run.evaluated_variant(name), {**settings, "adapter": digest}
+            if saved.exists() and (done := read_json(saved))["key"] == key:
                 results[name], answers[name] = done["result"], done["answers"]
-                bar.update(task, advance=per_variant)
-                bar.console.print(f"{label}: já avaliado em {saved}, com os mesmos dados, adaptador e código")
+                advance(per_variant)
+                bars.print(f"{label}: já avaliado em {saved}, com os mesmos dados, adaptador e código")
                 continue
-            model, tokenizer = load_variant(info, adapter)
-            validation = likelihood_scores(model, tokenizer, valid, advance)
-            threshold = metrics.best_threshold(validation["scores"], validation["labels"])
-            answers[name] = generate_answers(model, tokenizer, test, max_tokens, advance)
-            rows = generative_scores(answers[name], test)
-            results[name] = {"summary": summarise(rows, test, likelihood_scores(model, tokenizer, test, advance), threshold),
-                             "rows": rows}
+            results[name], answers[name] = score_variant(info, adapter, test, valid, settings["max_tokens"], advance)
             write_json(saved, {"key": key, "result": results[name], "answers": answers[name]})
             summary = results[name]["summary"]
-            bar.console.print(f"{label}: F1 {summary['f1']['mean']:.3f}, AUC {summary['auc']:.3f} (guardado em {saved})")
-    folder = run.path / "evaluation"
-    folder.mkdir(parents=True, exist_ok=True)
-    report = {
-        "run": info["name"], "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
+            bars.print(f"{label}: F1 {summary['f1']['mean']:.3f}, AUC {summary['auc']:.3f} (guardado em {saved})")
+    return results, answers
+
+
+def evaluation_report(run: RunFolder, info: RunInfo, data: Path, test: list[Item], limit: int | None, max_tokens: int,
+                      results: dict) -> dict:
+    """evaluation_report.json: the base, the best adapter and each epoch, with what they were measured on."""
+    return {
+        "run": info.name, "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
         "data": {name: {"path": str(data / f"{name}.jsonl"), "sha256": file_sha256(data / f"{name}.jsonl")} for name in ("test", "valid")},
         "distractors": DISTRACTORS, "out_of_scope_items": sum(i.kind == "out_of_scope" for i in test),
         "base": results["base"]["summary"], "tuned": results["tuned"]["summary"], "loss_gap": loss_gap(run),
-        "epochs": {name.split("-")[1]: results[name]["summary"] for name in variants if name.startswith("epoch-")},
+        "epochs": {name.split("-")[1]: result["summary"] for name, result in results.items() if name.startswith("epoch-")},
     }
-    write_json(folder / "evaluation_report.json", report)
-    with open(folder / "predictions.jsonl", "w", encoding="utf-8") as out:
-        for index, item in enumerate(test):
-            out.write(json.dumps({
-                "id": item.item_id, "kind": item.kind, "question": item.question, "reference": item.reference,
-                "base_answer": answers["base"][index], "tuned_answer": answers["tuned"][index],
-                "base_scores": results["base"]["rows"][index], "tuned_scores": results["tuned"]["rows"][index],
-            }, ensure_ascii=False) + "\n")
-    with open(folder / "evaluation_summary.csv", "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["metric", "base", "base_ci_low", "base_ci_high", "tuned", "tuned_ci_low", "tuned_ci_high"])
-        for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope"):
-            b, t = report["base"][metric], report["tuned"][metric]
-            writer.writerow([metric, *(v if v is not None else "" for v in (b["mean"], b["ci_low"], b["ci_high"],
-                                                                                t["mean"], t["ci_low"], t["ci_high"]))])
-        b, t = report["base"]["auc_interval"], report["tuned"]["auc_interval"]
-        writer.writerow(["auc", b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]])
-        writer.writerow(["perplexity", report["base"]["perplexity"], "", "", report["tuned"]["perplexity"], "", ""])
+
+
+def prediction_rows(test: list[Item], answers: dict, results: dict) -> list[dict]:
+    """predictions.jsonl: each test question with the base's and the fine-tuned model's answer and scores."""
+    return [{"id": item.item_id, "kind": item.kind, "question": item.question, "reference": item.reference,
+             "base_answer": answers["base"][index], "tuned_answer": answers["tuned"][index],
+             "base_scores": results["base"]["rows"][index], "tuned_scores": results["tuned"]["rows"][index]}
+            for index, item in enumerate(test)]
+
+
+def summary_rows(report: dict) -> list[list]:
+    """evaluation_summary.csv: each metric's mean and 95% interval, base against fine-tuned ('' where there is none)."""
+    rows = [["metric", "base", "base_ci_low", "base_ci_high", "tuned", "tuned_ci_low", "tuned_ci_high"]]
+    for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope"):
+        b, t = report["base"][metric], report["tuned"][metric]
+        rows.append([metric, *(v if v is not None else "" for v in (b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]))])
+    b, t = report["base"]["auc_interval"], report["tuned"]["auc_interval"]
+    rows.append(["auc", b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]])
+    rows.append(["perplexity", report["base"]["perplexity"], "", "", report["tuned"]["perplexity"], "", ""])
+    return rows
+
+
+def evaluation_items(info: RunInfo, limit: int | None) -> tuple[list[Item], list[Item]]:
+    """The test and validation questions, the first `limit` of each (at least 2: the others' answers are the distractors)."""
+    if limit is not None and limit < 2:
+        raise FarenseError(f"--limit {limit}: são precisas pelo menos 2 perguntas (as respostas das outras servem de distratores).")
+    data = Path(info.profile.data)
+    return load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
+
+
+def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96) -> dict:
+    """Evaluate base and fine-tuned on test (threshold from valid); write run/evaluation/."""
     from farense_guide.report import build_report
 
+    run = RunFolder(run_path)
+    info = run.read_info()
+    check_trained(run, info)
+    limit = limit or info.profile.eval_limit
+    test, valid = evaluation_items(info, limit)
+    data = Path(info.profile.data)
+    results, answers = evaluate_variants(run, info, test, valid, variant_settings(info, data, limit, max_tokens))
+    report = evaluation_report(run, info, data, test, limit, max_tokens, results)
+    write_json(run.evaluation_report, report)
+    write_jsonl(run.predictions, prediction_rows(test, answers, results))
+    write_csv(run.evaluation_summary, summary_rows(report))
     build_report(run.path)  # figures, tables and EVALUATION_REPORT.md
     return report

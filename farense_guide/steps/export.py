@@ -15,8 +15,8 @@ from pathlib import Path
 
 from farense_guide.errors import FarenseError
 from farense_guide.gguf_import import LAYER_NAMES, TOP_NAMES
+from farense_guide.runs import RunFolder, file_sha256, read_json, safe_write, write_json
 
-EXPORT_DIR = "export"
 GGUF_NAMES = {mlx: gguf for gguf, mlx in {**LAYER_NAMES, **TOP_NAMES}.items()}
 SYSTEM_MARK, USER_MARK, ANSWER_MARK = "«SISTEMA»", "«PERGUNTA»", "«RESPOSTA»"
 
@@ -67,7 +67,7 @@ def vocabulary(model_folder: Path) -> tuple[list[str], list[int]]:
     """Token strings by id and llama.cpp token types, from a byte-level BPE tokenizer.json."""
     import gguf
 
-    tokenizer = json.loads((model_folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer = read_json(model_folder / "tokenizer.json")
     model = tokenizer.get("model", {})
     byte_level = "ByteLevel" in json.dumps(tokenizer.get("pre_tokenizer")) or "ByteLevel" in json.dumps(tokenizer.get("decoder"))
     if model.get("type") != "BPE" or not byte_level:
@@ -104,24 +104,21 @@ def tokenizer_pre(tokens: list[str]) -> str:
     return pre.contents() if pre is not None else "default"
 
 
-def write_gguf(model_folder: Path, path: Path, name: str) -> dict:
-    """Write the GGUF file; returns what went in (for export.json)."""
-    import gguf
-    import mlx.core as mx
-
-    config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
+def model_config(model_folder: Path) -> dict:
+    """The fused model's config.json, refused unless it is a float llama (or mistral)."""
+    config = read_json(model_folder / "config.json")
     if config.get("model_type") not in ("llama", "mistral"):
         raise FarenseError(f"{model_folder}: arquitetura {config.get('model_type')!r}; a exportação GGUF só conhece llama e mistral.")
     if config.get("quantization"):
         raise FarenseError(f"{model_folder}: modelo quantizado; exporte um modelo fundido em float (farense-guide fuse sem --bits).")
-    weights = {}
-    for file in sorted(model_folder.glob("model*.safetensors")):
-        weights.update(mx.load(str(file)))
-    tensors = gguf_tensors(weights, config)
-    tokens, types = vocabulary(model_folder)
-    heads = config["num_attention_heads"]
+    return config
 
-    writer = gguf.GGUFWriter(str(path), "llama")
+
+def add_llama_metadata(writer, config: dict, name: str, vocabulary_size: int) -> None:
+    """The model's shape as llama.cpp reads it."""
+    import gguf
+
+    heads = config["num_attention_heads"]
     writer.add_name(name)
     writer.add_context_length(config.get("max_position_embeddings", 2048))
     writer.add_embedding_length(config["hidden_size"])
@@ -132,8 +129,24 @@ def write_gguf(model_folder: Path, path: Path, name: str) -> dict:
     writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // heads)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-5))
     writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
-    writer.add_vocab_size(len(tokens))
+    writer.add_vocab_size(vocabulary_size)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+
+
+def write_gguf(model_folder: Path, path: Path, name: str) -> dict:
+    """Write the GGUF file; returns what went in (for export.json)."""
+    import gguf
+    import mlx.core as mx
+
+    config = model_config(model_folder)
+    weights = {}
+    for file in sorted(model_folder.glob("model*.safetensors")):
+        weights.update(mx.load(str(file)))
+    tensors = gguf_tensors(weights, config)
+    tokens, types = vocabulary(model_folder)
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    add_llama_metadata(writer, config, name, len(tokens))
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(tokenizer_pre(tokens))
     writer.add_token_list(tokens)
@@ -199,29 +212,25 @@ def data_system_prompt(data_folder: Path) -> str:
 
 
 def export_run(run_path: Path, output: Path | None = None) -> dict:
-    """Fuse if needed (with its check), then write <run>.gguf, Modelfile and export.json into runs/<name>/export/."""
+    """Fuse if needed (with its check), then write <run>-f16.gguf, Modelfile and export.json into runs/<name>/export/."""
     from transformers import AutoTokenizer
 
     from farense_guide.steps.fuse import fuse_run, verified_fused_model
-    from farense_guide.runs import file_sha256
-    from farense_guide.runs import RunFolder, write_json
 
     run = RunFolder(run_path)
-    info = run.read_run()
-    model_folder = verified_fused_model(run.path)
+    info = run.read_info()
+    model_folder = verified_fused_model(run)
     if model_folder is None:
         print("Sem modelo fundido verificado deste adaptador: a fundir primeiro (farense-guide fuse).")
         model_folder = Path(fuse_run(run.path)["output"])
-    output = Path(output) if output else run.path / EXPORT_DIR
-    output.mkdir(parents=True, exist_ok=True)
-    gguf_path = output / f"{info['name']}-f16.gguf"
-    partial = gguf_path.with_name(gguf_path.name + ".partial")
-    written = write_gguf(model_folder, partial, f"farense-{info['name']}")
-    partial.replace(gguf_path)
+    output = Path(output) if output else run.export
+    gguf_path = output / f"{info.name}-f16.gguf"
+    written = {}
+    safe_write(gguf_path, lambda partial: written.update(write_gguf(model_folder, partial, f"farense-{info.name}")))
     template, stop = ollama_template(AutoTokenizer.from_pretrained(str(model_folder)))
-    system = data_system_prompt(Path(info["profile"]["data"]))
-    (output / "Modelfile").write_text(modelfile(gguf_path.name, template, stop, system, info["name"]), encoding="utf-8")
-    report = {"run": info["name"], "model": str(model_folder), "gguf": str(gguf_path), "bytes": gguf_path.stat().st_size,
+    system = data_system_prompt(Path(info.profile.data))
+    safe_write(output / "Modelfile", modelfile(gguf_path.name, template, stop, system, info.name))
+    report = {"run": info.name, "model": str(model_folder), "gguf": str(gguf_path), "bytes": gguf_path.stat().st_size,
               "sha256": file_sha256(gguf_path), **written, "modelfile": str(output / "Modelfile")}
     write_json(output / "export.json", report)
     return report

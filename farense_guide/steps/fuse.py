@@ -12,22 +12,24 @@ reference. A fuse outside the tolerance is not kept: the command fails and says 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from farense_guide import metrics
+from farense_guide.bars import task_bars
 from farense_guide.errors import FarenseError
-from farense_guide.steps.evaluate import generative_scores
-from farense_guide.pt_format import pt
+from farense_guide.inference import greedy_answers, load_run_model
+from farense_guide.pt_format import pt, pt_mean_interval
+from farense_guide.runs import RunFolder, RunInfo, file_sha256, read_json, safe_write, write_json, write_jsonl
+from farense_guide.steps.evaluate import Item, check_trained, generative_scores, load_items
 
 DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
 DEFAULT_MAX_F1_DROP = 0.02  # mean F1 of base + adapter minus that of the fused model
 QUANTIZATION_GROUP = 64  # for --bits over a float base; a quantized base keeps its own group size
-FUSED_DIR = "fused"
-CHECK_DIR = "fuse_check"
-PROVENANCE = "farense_fuse.json"
+BITS = (2, 3, 4, 5, 6, 8)
+PROVENANCE = "farense_fuse.json"  # in the fused model's folder: which run and adapter it came from, and the check's verdict
 
 
 def merged_linear(layer, dtype):
@@ -100,12 +102,6 @@ def check_markdown(check: dict) -> str:
     c = check["comparison"]
     verdict = "passou" if check["passed"] else "falhou: o modelo fundido não foi gravado"
     bits = f"re-quantizado a {check['bits']} bits" if check["bits"] else f"em {check['dtype']}, sem re-quantizar"
-    rows = [
-        "| | base + adaptador | modelo fundido |",
-        "| --- | ---: | ---: |",
-        f"| F1 médio (IC 95%) | {pt(c['f1_adapter']['mean'], 3)} [{pt(c['f1_adapter']['ci_low'], 3)}; {pt(c['f1_adapter']['ci_high'], 3)}] "
-        f"| {pt(c['f1_fused']['mean'], 3)} [{pt(c['f1_fused']['ci_low'], 3)}; {pt(c['f1_fused']['ci_high'], 3)}] |",
-    ]
     return "\n".join([
         f"# Verificação da fusão: {check['run']}",
         "",
@@ -119,111 +115,130 @@ def check_markdown(check: dict) -> str:
         f"de no máximo {pt(check['tolerance']['max_f1_drop'], 3)}",
         f"- resultado: **{verdict}**",
         "",
-        *rows,
+        "| | base + adaptador | modelo fundido |",
+        "| --- | ---: | ---: |",
+        f"| F1 médio (IC 95%) | {pt_mean_interval(c['f1_adapter'])} | {pt_mean_interval(c['f1_fused'])} |",
         "",
     ])
 
 
-def check_folder(run_path: Path, bits: int | None = None) -> Path:
-    """runs/<name>/fuse_check/ for the float fuse, fuse_check-4bit/ for a re-quantized one: one does not overwrite the other."""
-    return Path(run_path) / (f"{CHECK_DIR}-{bits}bit" if bits else CHECK_DIR)
-
-
-def fused_model_folder(run_path: Path) -> Path:
-    return Path(run_path) / FUSED_DIR
-
-
-def verified_fused_model(run_path: Path) -> Path | None:
+def verified_fused_model(run: RunFolder) -> Path | None:
     """The run's fused model if it exists, passed its check and was made from the current adapter."""
-    from farense_guide.runs import file_sha256
-
-    folder = fused_model_folder(run_path)
-    provenance = folder / PROVENANCE
+    provenance = run.fused / PROVENANCE
     if not provenance.is_file():
         return None
-    recorded = json.loads(provenance.read_text(encoding="utf-8"))
-    adapter = Path(run_path) / "adapters" / "adapters.safetensors"
-    return folder if recorded.get("passed") and recorded.get("adapter_sha256") == file_sha256(adapter) else None
+    recorded = read_json(provenance)
+    adapter = run.adapters / "adapters.safetensors"
+    return run.fused if recorded.get("passed") and recorded.get("adapter_sha256") == file_sha256(adapter) else None
+
+
+def check_items(info: RunInfo, limit: int | None) -> list[Item]:
+    """The test questions the check answers: the first `limit`, or all."""
+    items = load_items(Path(info.profile.data) / "test.jsonl", limit)
+    if not items:
+        raise FarenseError(f"{info.profile.data}/test.jsonl não tem perguntas: não há com que verificar a fusão.")
+    return items
+
+
+@dataclass
+class Fused:
+    """What fusing and answering gave: both models' answers, the fused model's config and what was timed."""
+
+    adapter_answers: list[str]
+    fused_answers: list[str]
+    config: dict
+    merged: int
+    dtype: str
+    seconds: dict
+
+
+def save_fused(model, tokenizer, base_folder: Path, bits: int | None, folder: Path) -> tuple[dict, int, str]:
+    """Fuse `model` in place and save it with its tokenizer into `folder`; its config, merged layers and float type."""
+    from mlx_lm.utils import save
+
+    from farense_guide.chat_template import accepts_system, folding_template
+
+    config, merged = fuse_model(model, read_json(base_folder / "config.json"), bits)
+    dtype = str(float_dtype(model)).removeprefix("mlx.core.")
+    if not accepts_system(tokenizer):  # the served model then takes the same system message as training
+        tokenizer.chat_template = folding_template(tokenizer.chat_template)
+    save(folder, base_folder, model, tokenizer, config, donate_model=True)
+    return config, merged, dtype
+
+
+def fuse_and_answer(info: RunInfo, adapter: Path, items: list[Item], bits: int | None, max_tokens: int, folder: Path) -> Fused:
+    """Base + adapter answers the questions, is fused and saved into `folder`, and the model loaded back answers them too."""
+    from mlx_lm import load
+
+    conversations = [item.messages for item in items]
+    seconds = {}
+    with task_bars() as bars:
+        model, tokenizer = load_run_model(info.profile, info.backend, adapter)
+        start = time.perf_counter()
+        adapter_answers = greedy_answers(model, tokenizer, conversations, max_tokens, bars.add("base + adaptador", len(items)))
+        seconds["generate_adapter"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        config, merged, dtype = save_fused(model, tokenizer, Path(info.backend.model_path), bits, folder)
+        del model
+        seconds["fuse_and_save"] = time.perf_counter() - start
+
+        fused, fused_tokenizer = load(str(folder))
+        start = time.perf_counter()
+        fused_answers = greedy_answers(fused, fused_tokenizer, conversations, max_tokens, bars.add("modelo fundido", len(items)))
+        seconds["generate_fused"] = time.perf_counter() - start
+        del fused
+    return Fused(adapter_answers, fused_answers, config, merged, dtype, seconds)
+
+
+def write_check(folder: Path, check: dict, items: list[Item], fused: Fused) -> None:
+    """fuse_check.json, FUSE_CHECK.md and answers.jsonl (each question with both answers)."""
+    write_json(folder / "fuse_check.json", check)
+    safe_write(folder / "FUSE_CHECK.md", check_markdown(check))
+    write_jsonl(folder / "answers.jsonl", [
+        {"id": item.item_id, "question": item.question, "reference": item.reference,
+         "adapter_answer": a, "fused_answer": f, "identical": a == f}
+        for item, a, f in zip(items, fused.adapter_answers, fused.fused_answers)
+    ])
+
+
+def tolerance_error(comparison: dict, min_match: float, report: Path) -> FarenseError:
+    """The error of a fuse whose answers moved beyond the tolerance."""
+    return FarenseError(
+        f"a fusão mudou demasiado as respostas: {comparison['identical']} de {comparison['items']} iguais "
+        f"({pt(100 * comparison['match_share'], 1)} %, mínimo {pt(100 * min_match, 0)} %), F1 "
+        f"{pt(comparison['f1_adapter']['mean'], 3)} → {pt(comparison['f1_fused']['mean'], 3)}; o modelo fundido não foi gravado.",
+        f"o relatório está em {report}; sem --bits a soma fica em float e o aprendido não se perde",
+    )
 
 
 def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None, limit: int | None = None, max_tokens: int = 96,
              min_match: float = DEFAULT_MIN_MATCH, max_f1_drop: float = DEFAULT_MAX_F1_DROP) -> dict:
     """Fuse the run's best adapter, check it on the test questions, keep it only if the check passes."""
-    from mlx_lm import load
-    from mlx_lm.utils import save
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from farense_guide.chat_template import accepts_system, folding_template
-    from farense_guide.steps.evaluate import check_trained, generate_answers, load_items, load_variant
-    from farense_guide.runs import file_sha256
-    from farense_guide.runs import RunFolder, write_json
-
-    if bits is not None and bits not in (2, 3, 4, 5, 6, 8):
+    if bits is not None and bits not in BITS:
         raise FarenseError(f"--bits {bits}: use 2, 3, 4, 5, 6 ou 8.")
     run = RunFolder(run_path)
-    info = run.read_run()
+    info = run.read_info()
     check_trained(run, info)
-    limit = limit or info["profile"].get("eval_limit")  # tiny runs check the questions their evaluation used
-    items = load_items(Path(info["profile"]["data"]) / "test.jsonl", limit)
-    if not items:
-        raise FarenseError(f"{info['profile']['data']}/test.jsonl não tem perguntas: não há com que verificar a fusão.")
-    output = Path(output) if output else fused_model_folder(run.path)
+    limit = limit or info.profile.eval_limit  # tiny runs check the questions their evaluation used
+    items = check_items(info, limit)
+    output = Path(output) if output else run.fused
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    base_folder = Path(info["backend"]["model_path"])
-    seconds = {}
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        def progress_for(label: str):
-            task = bar.add_task(label, total=len(items))
-            return lambda n: bar.update(task, advance=n)
-
-        model, tokenizer = load_variant(info, run.adapters)
-        start = time.perf_counter()
-        adapter_answers = generate_answers(model, tokenizer, items, max_tokens, progress_for("base + adaptador"))
-        seconds["generate_adapter"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        config = json.loads((base_folder / "config.json").read_text(encoding="utf-8"))
-        config, merged = fuse_model(model, config, bits)
-        dtype = str(float_dtype(model)).removeprefix("mlx.core.")
-        if not accepts_system(tokenizer):  # the served model then takes the same system message as training
-            tokenizer.chat_template = folding_template(tokenizer.chat_template)
-        save(partial, base_folder, model, tokenizer, config, donate_model=True)
-        del model
-        seconds["fuse_and_save"] = time.perf_counter() - start
-
-        fused, fused_tokenizer = load(str(partial))
-        start = time.perf_counter()
-        fused_answers = generate_answers(fused, fused_tokenizer, items, max_tokens, progress_for("modelo fundido"))
-        seconds["generate_fused"] = time.perf_counter() - start
-        del fused
-
-    comparison = compare(adapter_answers, fused_answers, items)
-    passed = comparison["match_share"] >= min_match and comparison["f1_drop"] <= max_f1_drop
+    fused = fuse_and_answer(info, run.adapters, items, bits, max_tokens, partial)
+    comparison = compare(fused.adapter_answers, fused.fused_answers, items)
     check = {
-        "run": info["name"], "adapter_sha256": file_sha256(run.adapters / "adapters.safetensors"),
-        "base": str(base_folder), "base_bits": info["backend"].get("base_bits"), "output": str(output),
-        "bits": bits, "group_size": (config.get("quantization") or {}).get("group_size"), "dtype": dtype if not bits else None, "merged_layers": merged, "max_tokens": max_tokens, "limit": limit,
-        "tolerance": {"min_match": min_match, "max_f1_drop": max_f1_drop},
-        "comparison": comparison, "passed": passed, "seconds": seconds,
+        "run": info.name, "adapter_sha256": file_sha256(run.adapters / "adapters.safetensors"),
+        "base": str(Path(info.backend.model_path)), "base_bits": info.backend.base_bits, "output": str(output),
+        "bits": bits, "group_size": (fused.config.get("quantization") or {}).get("group_size"), "dtype": fused.dtype if not bits else None,
+        "merged_layers": fused.merged, "max_tokens": max_tokens, "limit": limit,
+        "tolerance": {"min_match": min_match, "max_f1_drop": max_f1_drop}, "comparison": comparison,
+        "passed": comparison["match_share"] >= min_match and comparison["f1_drop"] <= max_f1_drop, "seconds": fused.seconds,
     }
-    folder = check_folder(run.path, bits)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "fuse_check.json", check)
-    (folder / "FUSE_CHECK.md").write_text(check_markdown(check), encoding="utf-8")
-    with open(folder / "answers.jsonl", "w", encoding="utf-8") as out:
-        for item, a, f in zip(items, adapter_answers, fused_answers):
-            out.write(json.dumps({"id": item.item_id, "question": item.question, "reference": item.reference,
-                                  "adapter_answer": a, "fused_answer": f, "identical": a == f}, ensure_ascii=False) + "\n")
-    if not passed:
+    write_check(run.fuse_check(bits), check, items, fused)
+    if not check["passed"]:
         shutil.rmtree(partial, ignore_errors=True)
-        raise FarenseError(
-            f"a fusão mudou demasiado as respostas: {comparison['identical']} de {comparison['items']} iguais "
-            f"({pt(100 * comparison['match_share'], 1)} %, mínimo {pt(100 * min_match, 0)} %), F1 "
-            f"{pt(comparison['f1_adapter']['mean'], 3)} → {pt(comparison['f1_fused']['mean'], 3)}; o modelo fundido não foi gravado.",
-            f"o relatório está em {folder / 'FUSE_CHECK.md'}; sem --bits a soma fica em float e o aprendido não se perde",
-        )
+        raise tolerance_error(comparison, min_match, run.fuse_check(bits) / "FUSE_CHECK.md")
     write_json(partial / PROVENANCE, {key: check[key] for key in ("run", "adapter_sha256", "base", "bits", "dtype", "passed")})
     shutil.rmtree(output, ignore_errors=True)
     partial.rename(output)
