@@ -60,17 +60,17 @@ def translate_argparse() -> None:
     argparse.ngettext = catalogue.ngettext
 
 
-def integer(text: str) -> int:
+def integer_argument(text: str) -> int:
     return int(text)
 
 
-def number(text: str) -> float:
+def number_argument(text: str) -> float:
     return float(text)
 
 
-integer.__name__ = "número inteiro"  # argparse names the type in "invalid %(type)s value"
-number.__name__ = "número"
-ARGUMENT_TYPES = {int: integer, float: number, str: str}
+integer_argument.__name__ = "número inteiro"  # argparse names the type in "invalid %(type)s value"
+number_argument.__name__ = "número"
+ARGUMENT_TYPES = {int: integer_argument, float: number_argument, str: str}
 
 
 class Parser(argparse.ArgumentParser):
@@ -126,7 +126,7 @@ def add_chat(subcommands) -> None:
     parser.add_argument("--system", default=FARENSE_SYSTEM_PROMPT, help="mensagem de sistema (por omissão: a do conjunto de dados)")
     parser.add_argument("--no-system", dest="system", action="store_const", const=None,
                         help="sem mensagem de sistema (usa a do modelo)")
-    parser.add_argument("--max-tokens", type=integer, default=200, help="máximo de tokens por resposta (por omissão: 200)")
+    parser.add_argument("--max-tokens", type=integer_argument, default=200, help="máximo de tokens por resposta (por omissão: 200)")
     parser.set_defaults(handler=commands.run_chat_command, uses_mlx=True)
 
 
@@ -141,8 +141,8 @@ def add_evaluate(subcommands) -> None:
         "Escreve runs/<nome>/evaluation/.",
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
-    parser.add_argument("--limit", type=integer, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
-    parser.add_argument("--max-tokens", type=integer, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--limit", type=integer_argument, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
+    parser.add_argument("--max-tokens", type=integer_argument, default=96, help="máximo de tokens por resposta (por omissão: 96)")
     parser.set_defaults(handler=commands.run_evaluate_command, uses_mlx=True)
 
 
@@ -203,12 +203,12 @@ def add_fuse(subcommands) -> None:
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta do modelo fundido (por omissão: runs/<nome>/fused)")
-    parser.add_argument("--bits", type=integer, metavar="N", help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
-    parser.add_argument("--limit", type=integer, metavar="N", help="verifica só as primeiras N perguntas de teste")
-    parser.add_argument("--max-tokens", type=integer, default=96, metavar="N", help="máximo de tokens por resposta (por omissão: 96)")
-    parser.add_argument("--min-match", type=number, default=DEFAULT_MIN_MATCH, metavar="FRAÇÃO",
+    parser.add_argument("--bits", type=integer_argument, metavar="N", help="re-quantiza o modelo fundido (p. ex. 4); a verificação mostra o que se perde")
+    parser.add_argument("--limit", type=integer_argument, metavar="N", help="verifica só as primeiras N perguntas de teste")
+    parser.add_argument("--max-tokens", type=integer_argument, default=96, metavar="N", help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--min-match", type=number_argument, default=DEFAULT_MIN_MATCH, metavar="FRAÇÃO",
                         help=f"fração mínima de respostas iguais (por omissão: {DEFAULT_MIN_MATCH})")
-    parser.add_argument("--max-f1-drop", type=number, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
+    parser.add_argument("--max-f1-drop", type=number_argument, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
                         help=f"descida máxima do F1 médio (por omissão: {DEFAULT_MAX_F1_DROP})")
     parser.set_defaults(handler=commands.run_fuse_command, uses_mlx=True)
 
@@ -257,7 +257,7 @@ def add_train(subcommands) -> None:
     for name, (key, kind) in SHORTCUTS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=ARGUMENT_TYPES[kind], help=f"atalho para --set {key}=…")
     parser.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing (menos memória, ~30%% mais lento)")
-    parser.add_argument("--processes", type=integer, help="treino distribuído local com N processos (mlx.launch, backend ring)")
+    parser.add_argument("--processes", type=integer_argument, help="treino distribuído local com N processos (mlx.launch, backend ring)")
     parser.add_argument("--hosts", help="treino distribuído em várias máquinas: IPs separados por vírgulas (mlx.launch, backend ring)")
     parser.set_defaults(handler=commands.run_train_command, uses_mlx=True)
 
@@ -272,7 +272,7 @@ def add_monitor(subcommands) -> None:
     )
     parser.add_argument("run", type=Path, nargs="?", help="pasta do run (por omissão: o run mais recente em runs/)")
     parser.add_argument("--once", action="store_true", help="mostra um instantâneo e sai (para scripts)")
-    parser.add_argument("--interval", type=number, default=2.0, help="segundos entre atualizações (por omissão: 2)")
+    parser.add_argument("--interval", type=number_argument, default=2.0, help="segundos entre atualizações (por omissão: 2)")
     parser.set_defaults(handler=commands.run_monitor_command, uses_mlx=False)
 
 
@@ -309,9 +309,9 @@ def add_data(subcommands) -> None:
                                "sempre os mesmos ficheiros, e perguntas iguais (normalizadas) ficam no mesmo conjunto.")
     split.add_argument("target", type=Path, help="ficheiro .jsonl (ou pasta) com todos os exemplos")
     split.add_argument("--output", type=Path, required=True, help="pasta de saída")
-    split.add_argument("--seed", type=integer, default=0, help="semente (por omissão: 0)")
-    split.add_argument("--valid", type=number, default=0.1, help="fração para validação (por omissão: 0.1)")
-    split.add_argument("--test", type=number, default=0.1, help="fração para teste (por omissão: 0.1)")
+    split.add_argument("--seed", type=integer_argument, default=0, help="semente (por omissão: 0)")
+    split.add_argument("--valid", type=number_argument, default=0.1, help="fração para validação (por omissão: 0.1)")
+    split.add_argument("--test", type=number_argument, default=0.1, help="fração para teste (por omissão: 0.1)")
     split.set_defaults(handler=commands.run_split_command, uses_mlx=False)
 
     stats = actions.add_parser("stats", help="contagens e tokens por exemplo: JSON, Markdown e histograma",
@@ -328,7 +328,7 @@ def add_token_options(parser, allow_skip: bool = True) -> None:
     parser.add_argument("--profile", default=default_profile_name(),
                         help="perfil de onde vêm o modelo e max_seq_length (por omissão: smollm2, ou o da variável FARENSE_PROFILE)")
     parser.add_argument("--model", help="modelo cujo tokenizador conta os tokens (por omissão: o do perfil)")
-    parser.add_argument("--max-seq-length", type=integer, help="limite de tokens por exemplo (por omissão: o do perfil)")
+    parser.add_argument("--max-seq-length", type=integer_argument, help="limite de tokens por exemplo (por omissão: o do perfil)")
     if allow_skip:
         parser.add_argument("--no-tokens", action="store_true", help="não conta tokens (mais rápido, sem carregar o tokenizador)")
 

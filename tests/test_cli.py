@@ -131,7 +131,8 @@ def test_training_names_the_first_broken_line_before_loading_the_model(tmp_path)
 def test_evaluate_refuses_a_run_without_a_trained_adapter(tmp_path):
     run = tmp_path / "vazio"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"name": "vazio", "status": "running", "profile": {"data": "data"}}))
+    info = json.loads((ROOT / "runs" / "reference" / "run.json").read_text(encoding="utf-8"))  # a whole run.json: killed
+    (run / "run.json").write_text(json.dumps({**info, "name": "vazio", "status": "running"}))  # before its first adapter
     result = run_cli("evaluate", str(run))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"não há adaptador em {run / 'adapters'}" in result.stderr and f"train --resume {run}" in result.stderr

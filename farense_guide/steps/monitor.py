@@ -48,7 +48,7 @@ def eta_seconds(info: RunInfo, train: list[dict]) -> float | None:
     return (total - last["step"]) * seconds / done if done > 0 and seconds > 0 else None
 
 
-def duration(seconds: float | None) -> str:
+def clock_time(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     minutes, secs = divmod(int(seconds), 60)
@@ -109,7 +109,7 @@ def monitor_view(snap: Snapshot) -> Group:
     table.add_row("perda de validação", f"{sparkline([m['val_loss'] for m in valid])}  {val_text}")
     table.add_row("tokens/s", f"{last.get('tokens_per_second', 0):.0f}")
     table.add_row("memória máx.", f"{last.get('peak_memory_gb', 0):.2f} GB")
-    table.add_row("tempo restante", duration(snap.eta))
+    table.add_row("tempo restante", clock_time(snap.eta))
     return Group(Text(f"Monitor · {info.profile.name}", style="bold"), table)
 
 
