@@ -124,9 +124,7 @@ def evaluation_outputs(run: RunFolder, info: RunInfo, report: dict, training: li
 
 def report_stamp(run: RunFolder) -> Stamp:
     """The run's JSON and this code. The stamp names the paths: files are resolved, code goes in as text."""
-    files = [path.resolve() for path in (run.run_json, run.metrics, run.evaluation_report)]
-    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, plots.__file__)]
-    return Stamp(run.report_stamp, files + code)
+    return Stamp(run.report_stamp, [run.run_json, run.metrics, run.evaluation_report, Path(__file__), Path(plots.__file__)])
 
 
 def build_report(run_path: Path, force: bool = False) -> list[Path]:

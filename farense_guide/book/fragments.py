@@ -370,8 +370,8 @@ def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     files = [run.run_json, run.evaluation_report, stats_path, *sorted(config.PROFILE_DIR.glob("*.yaml"))]
     files += [run.tables / name for name in RUN_TABLES] + sorted(run.figures.glob("*.png")) + run.fuse_checks()
     files += [reference.evaluation_report, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
-    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, memory.__file__, pt_format.__file__)]
-    return Stamp(output / STAMP, [path.resolve() for path in files] + code)
+    code = [Path(path) for path in (__file__, memory.__file__, pt_format.__file__)]
+    return Stamp(output / STAMP, files + code)
 
 
 def choose_run(run: Path | None) -> Path:

@@ -121,9 +121,8 @@ def pdf_stamp(source: GuideSource, values_path: Path, output: Path) -> Stamp:
 
     The stamp names the paths: files are resolved (mkdocs.yml may be given from another folder), code goes in as text
     (the same code in another copy of the project is the same input)."""
-    files = [path.resolve() for path in (*sorted(source.docs_dir.rglob("*.png")), values_path)]
-    code = [Path(path).read_text(encoding="utf-8") for path in (__file__, pdf_flowables.__file__)]
-    return Stamp(output.with_name(STAMP), [chapter.markdown for chapter in source.chapters] + files + code)
+    files = [*sorted(source.docs_dir.rglob("*.png")), values_path, Path(__file__), Path(pdf_flowables.__file__)]
+    return Stamp(output.with_name(STAMP), [chapter.markdown for chapter in source.chapters] + files)
 
 
 def write_pdf(path: Path, source: GuideSource, values: dict[str, str]) -> None:
