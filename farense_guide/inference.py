@@ -18,6 +18,7 @@ MLX is imported inside the functions: this module is read by preflight before ML
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,8 +26,9 @@ from farense_guide.chat_template import render
 from farense_guide.config import Profile
 from farense_guide.runs import Backend, read_json
 
-GENERATION_BATCH = 16  # prompts per batch generation
-SCORING_BATCH = 8  # answers per forward pass when scoring
+GENERATION_BATCH = 32  # answers generated together
+SCORING_TOKENS = 1024  # answer tokens per forward pass when scoring (padding included)
+SCORING_GROUP = 160  # answers whose prompt caches are held at once
 
 FLOAT32_METHOD = "LoRA (base em float32)"  # Backend.method of a quantized base dequantized for training
 Progress = Callable[[int], None]  # told how many items were just done
@@ -120,27 +122,63 @@ def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
 
 
 def greedy_answers(model, tokenizer, conversations: list[list[dict]], max_tokens: int, progress: Progress = no_progress) -> list[str]:
-    """The most likely answer to each conversation, token by token, GENERATION_BATCH conversations at a time; stripped."""
-    from mlx_lm.generate import batch_generate
+    """The most likely answer to each conversation, token by token; stripped.
 
-    answers = []
-    for start in range(0, len(conversations), GENERATION_BATCH):
-        chunk = conversations[start:start + GENERATION_BATCH]
-        response = batch_generate(model, tokenizer, [prompt_tokens(tokenizer, messages) for messages in chunk], max_tokens=max_tokens)
-        answers += [text.strip() for text in response.texts]
-        progress(len(chunk))
-    return answers
+    The prompt every conversation starts with (the system message) runs once; mlx-lm's batch generator then runs
+    up to GENERATION_BATCH answers at a time, each stopping at its end-of-turn token and making room for the next."""
+    from mlx_lm.generate import BatchGenerator
+
+    if not conversations:
+        return []
+    prompts = [prompt_tokens(tokenizer, messages) for messages in conversations]
+    shared = shared_prompt_cache(model, common_prefix(prompts))
+    generator = BatchGenerator(model, stop_tokens=[[token] for token in tokenizer.eos_token_ids], completion_batch_size=GENERATION_BATCH)
+    uids = generator.insert([prompt[len(shared.tokens):] for prompt in prompts], [max_tokens] * len(prompts),
+                            caches=[shared.copies(1) for _ in prompts] if shared.tokens else None)
+    tokens = {uid: [] for uid in uids}
+    try:
+        while responses := generator.next_generated():
+            for response in responses:
+                if response.finish_reason != "stop":
+                    tokens[response.uid].append(response.token)
+                if response.finish_reason is not None:
+                    progress(1)
+    finally:
+        generator.close()
+    return [tokenizer.decode(tokens[uid]).strip() for uid in uids]
 
 
-def answer_log_probs(model, tokenizer, pairs: list[tuple[list[dict], str]], progress: Progress = no_progress) -> list[tuple[float, int]]:
-    """(sum of log-probabilities, token count) of each answer given its conversation, end-of-turn included."""
-    sequences = [answer_sequence(tokenizer, messages, answer) for messages, answer in pairs]
-    results = []
-    for start in range(0, len(sequences), SCORING_BATCH):
-        chunk = sequences[start:start + SCORING_BATCH]
-        results += scored_batch(model, chunk)
-        progress(len(chunk))
-    return results
+def answer_log_probs(model, tokenizer, questions: list[tuple[list[dict], list[str]]],
+                     progress: Progress = no_progress) -> list[list[tuple[float, int]]]:
+    """For each conversation and its candidate answers: (sum of log-probabilities, token count) of each answer given
+    the conversation, end-of-turn included.
+
+    No prompt runs more than once: the part every prompt shares (the system message) runs first, then each
+    conversation's own part on top of its KV cache; the answers then run on their prompts' caches, in batches of
+    answers of similar length from several questions, so that little is padding."""
+    candidates = [answer_sequence(tokenizer, messages, answer) for messages, answers in questions for answer in answers]
+    scored: list[tuple[float, int]] = []
+    for start in range(0, len(candidates), SCORING_GROUP):
+        scored += scored_candidates(model, candidates[start:start + SCORING_GROUP], progress)
+    per_question, position = [], 0
+    for _, answers in questions:
+        per_question.append(scored[position:position + len(answers)])
+        position += len(answers)
+    return per_question
+
+
+def scored_candidates(model, candidates: list[tuple[list[int], int]], progress: Progress) -> list[tuple[float, int]]:
+    """(summed log-probability, count) of the answer part of each (tokens, answer offset)."""
+    prompts = list(dict.fromkeys(tuple(tokens[:offset]) for tokens, offset in candidates))
+    shared = shared_prompt_cache(model, common_prefix([list(prompt) for prompt in prompts]))
+    caches = {prompt: prompt_cache(model, shared, list(prompt)) for prompt in prompts}
+    answers = [(caches[tuple(tokens[:offset])], tokens[offset:]) for tokens, offset in candidates]
+    scored = [(0.0, 0)] * len(answers)
+    for batch in length_batches([answer for _, answer in answers]):
+        for index, result in zip(batch, scored_answers(model, [answers[index] for index in batch])):
+            scored[index] = result
+        progress(len(batch))
+    return scored
 
 
 def answer_sequence(tokenizer, messages: list[dict], answer: str) -> tuple[list[int], int]:
@@ -150,23 +188,101 @@ def answer_sequence(tokenizer, messages: list[dict], answer: str) -> tuple[list[
     return tokenizer.encode(full_text.rstrip("\n"), add_special_tokens=False), len(prompt)
 
 
-def scored_batch(model, chunk: list[tuple[list[int], int]]) -> list[tuple[float, int]]:
-    """One forward pass over right-padded sequences: the summed log-probability of each answer part, and its length."""
-    import mlx.core as mx
+def common_prefix(prompts: list[list[int]]) -> list[int]:
+    """The tokens every prompt starts with, leaving each at least one token of its own (its last logits are needed)."""
+    shortest = min(len(prompt) for prompt in prompts)
+    length = 0
+    while length < shortest - 1 and all(prompt[length] == prompts[0][length] for prompt in prompts):
+        length += 1
+    return prompts[0][:length]
 
-    width = max(len(tokens) for tokens, _ in chunk)
-    batch = mx.array([tokens + [0] * (width - len(tokens)) for tokens, _ in chunk])
-    logits = model(batch[:, :-1]).astype(mx.float32)
-    log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    picked = mx.take_along_axis(log_probs, batch[:, 1:, None], axis=-1).squeeze(-1)
-    positions = mx.arange(width - 1)[None, :]
-    starts = mx.array([offset - 1 for _, offset in chunk])[:, None]
-    ends = mx.array([len(tokens) - 1 for tokens, _ in chunk])[:, None]
-    mask = (positions >= starts) & (positions < ends)
-    sums = (picked * mask).sum(axis=1)
-    counts = mask.sum(axis=1)
-    mx.eval(sums, counts)
-    return list(zip(sums.tolist(), counts.tolist()))
+
+def length_batches(sequences: list[list[int]]) -> list[list[int]]:
+    """Indices of `sequences`, shortest first, in batches of at most SCORING_TOKENS tokens (padding included)."""
+    order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+    batches, batch = [], []
+    for index in order:
+        if batch and (len(batch) + 1) * len(sequences[index]) > SCORING_TOKENS:
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    return batches + [batch] if batch else batches
+
+
+@dataclass
+class PromptCache:
+    """Some tokens' KV cache (batch 1, an mlx-lm KVCache per layer; none for no tokens) and the logits of their last
+    position."""
+
+    tokens: list[int]
+    layers: list
+    last_logits: object = None
+
+    def copies(self, count: int) -> list | None:
+        """`count` rows of this cache, as new mlx-lm caches that a forward pass extends."""
+        import mlx.core as mx
+        from mlx_lm.models.cache import KVCache
+
+        caches = []
+        for layer in self.layers:
+            cache = KVCache()
+            cache.keys, cache.values = mx.repeat(layer.keys, count, axis=0), mx.repeat(layer.values, count, axis=0)
+            cache.offset = layer.offset
+            caches.append(cache)
+        return caches or None
+
+
+def shared_prompt_cache(model, tokens: list[int]) -> PromptCache:
+    """The KV cache of `tokens`, for several prompts to start from; empty when the model's cache is not a plain
+    KV cache (which cannot be copied row by row)."""
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    if not tokens or not all(type(cache) is KVCache for cache in make_prompt_cache(model)):
+        return PromptCache([], [])
+    return prompt_cache(model, PromptCache([], []), tokens)
+
+
+def prompt_cache(model, prefix: PromptCache, tokens: list[int]) -> PromptCache:
+    """The KV cache of `tokens` (which start with prefix.tokens), computed on top of `prefix`."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    caches = prefix.copies(1) or make_prompt_cache(model)
+    logits = model(mx.array(tokens[len(prefix.tokens):])[None], cache=caches)[0, -1]
+    for cache in caches:
+        cache.keys, cache.values = cache.keys[..., :cache.offset, :], cache.values[..., :cache.offset, :]
+    mx.eval(logits, [(cache.keys, cache.values) for cache in caches])
+    return PromptCache(tokens, caches, logits)
+
+
+def scored_answers(model, answers: list[tuple[PromptCache, list[int]]]) -> list[tuple[float, int]]:
+    """(summed log-probability, length) of each answer after its prompt, in one forward pass over the answers,
+    right-padded, on their prompts' caches (left-padded to one length by mlx-lm's BatchKVCache)."""
+    import mlx.core as mx
+    import numpy as np
+    from mlx_lm.models.cache import BatchKVCache
+
+    width = max(len(tokens) for _, tokens in answers)
+    first = mx.stack([prompt.last_logits for prompt, _ in answers])[:, None]  # each answer's first token
+    if width > 1:
+        batch = mx.array([tokens[:-1] + [0] * (width - len(tokens)) for _, tokens in answers])
+        caches = [BatchKVCache.merge([prompt.layers[layer] for prompt, _ in answers]) for layer in range(len(answers[0][0].layers))]
+        logits = mx.concatenate([first, model(batch, cache=caches)], axis=1)
+    else:
+        logits = first
+    # Only real positions: logits[row, p] predicts token p of the answer.
+    rows = [(row, position) for row, (_, tokens) in enumerate(answers) for position in range(len(tokens))]
+    picked = logits.reshape(-1, logits.shape[-1])[mx.array([row * width + position for row, position in rows])]
+    targets = mx.array([answers[row][1][position] for row, position in rows])
+    target_logits = mx.take_along_axis(picked, targets[:, None], axis=-1).squeeze(-1)
+    mx.eval(picked, target_logits)
+    # numpy's exp is several times faster than MLX's on the CPU, and this is the whole vocabulary at every position.
+    values = np.array(picked.astype(mx.float32), dtype=np.float64)
+    peak = values.max(axis=-1)
+    log_probs = np.array(target_logits.astype(mx.float32), dtype=np.float64) - (np.log(np.exp(values - peak[:, None]).sum(axis=-1)) + peak)
+    sums = np.zeros(len(answers))
+    np.add.at(sums, [row for row, _ in rows], log_probs)
+    return [(float(total), len(tokens)) for total, (_, tokens) in zip(sums, answers)]
 
 
 def stream_answer(model, tokenizer, messages: list[dict], max_tokens: int = 200, stream: Callable[[str], None] | None = None) -> str:

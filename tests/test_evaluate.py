@@ -167,3 +167,66 @@ def test_chat_puts_the_adapter_on_the_base_as_the_run_trained_it(evaluated_run, 
     (alone / "adapter_config.json").write_text(json.dumps({**config, "model": "tiny-4bit"}))
     [(_, (model, _))] = chat_models("smollm2", alone, compare_base=False)
     assert quantized_layers(model) == (14 if default_device() == "gpu" else 0)
+
+
+def whole_sequence_log_probs(model, tokenizer, messages, answer):
+    """The plain way, one sequence per forward pass: the summed log-probability of the answer's tokens, and their count."""
+    import mlx.core as mx
+
+    from farense_guide.inference import answer_sequence
+
+    tokens, offset = answer_sequence(tokenizer, messages, answer)
+    logits = model(mx.array(tokens)[None])[0].astype(mx.float32)
+    log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    picked = [log_probs[position - 1, tokens[position]].item() for position in range(offset, len(tokens))]
+    return sum(picked), len(picked)
+
+
+def test_shared_prompt_scoring_and_generation_equal_the_plain_way(evaluated_run):
+    """Candidates scored on one shared prompt cache, in length batches across questions, give each sequence's own
+    forward pass's numbers (within 1e-4); batch generation on the shared system prompt gives each question's own
+    greedy answer."""
+    from farense_guide import inference
+    from farense_guide.runs import RunFolder
+    from farense_guide.steps.evaluate import candidate_answers, evaluation_items
+
+    run, _ = evaluated_run
+    info = RunFolder(run).read_info()
+    test, valid = evaluation_items(info, None)
+    model, tokenizer = inference.load_run_model(info.profile, info.backend, run / "adapters")
+    items = test + valid
+    candidates = candidate_answers(items)
+    scored = inference.answer_log_probs(model, tokenizer, [(item.messages, answers) for item, answers in zip(items, candidates)])
+    for item, answers, results in zip(items, candidates, scored):
+        for answer, (total, count) in zip(answers, results):
+            plain_total, plain_count = whole_sequence_log_probs(model, tokenizer, item.messages, answer)
+            assert count == plain_count and total == pytest.approx(plain_total, abs=1e-4), (item.item_id, answer)
+    answers = inference.greedy_answers(model, tokenizer, [item.messages for item in items], max_tokens=12)
+    alone = [inference.stream_answer(model, tokenizer, item.messages, max_tokens=12).strip() for item in items]
+    assert answers == alone
+
+
+def test_the_base_model_is_evaluated_once_for_every_run_on_the_same_data(evaluated_run, tmp_path, monkeypatch):
+    """A second run with the same model, data, settings and code takes the base's result from its neighbour."""
+    import shutil
+
+    from farense_guide.steps import evaluate
+
+    run, _ = evaluated_run
+    runs = tmp_path / "runs"
+    shutil.copytree(run, runs / "first")
+    shutil.copytree(run, runs / "second")
+    (runs / "second" / "evaluation" / "variants" / "base.json").unlink()
+    loaded = []
+
+    def load_run_model(profile, backend, adapter):
+        loaded.append(adapter)
+        raise AssertionError("loaded")
+
+    monkeypatch.setattr(evaluate, "load_run_model", load_run_model)
+    evaluate.evaluate_run(runs / "second", max_tokens=8)
+    assert loaded == [] and (runs / "second" / "evaluation" / "variants" / "base.json").is_file()
+    (runs / "second" / "evaluation" / "variants" / "tuned.json").unlink()
+    with pytest.raises(AssertionError, match="loaded"):  # an adapter's result is never taken from another run
+        evaluate.evaluate_run(runs / "second", max_tokens=8)
+    assert loaded == [runs / "second" / "adapters"]

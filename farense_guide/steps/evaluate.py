@@ -63,19 +63,12 @@ def candidate_answers(items: list[Item], seed: int = 0) -> list[list[str]]:
 def likelihood_scores(model, tokenizer, items: list[Item], progress: Progress) -> dict:
     """Mean per-token log-probability of the true answer and of the distractors, per item."""
     candidates = candidate_answers(items)
-    pairs = [(item.messages, answer) for item, answers in zip(items, candidates) for answer in answers]
-    scored = answer_log_probs(model, tokenizer, pairs, progress)
+    scored = answer_log_probs(model, tokenizer, [(item.messages, answers) for item, answers in zip(items, candidates)], progress)
     scores, labels, groups, top1, true_nll, true_tokens = [], [], [], [], 0.0, 0
-    position = 0
-    for item_index, answers in enumerate(candidates):
-        item_scores = []
-        for index, _ in enumerate(answers):
-            total, count = scored[position]
-            position += 1
-            item_scores.append(total / count)
-            if index == 0:
-                true_nll -= total
-                true_tokens += count
+    for item_index, (answers, answer_scores) in enumerate(zip(candidates, scored)):
+        item_scores = [total / count for total, count in answer_scores]
+        true_nll -= answer_scores[0][0]
+        true_tokens += answer_scores[0][1]
         scores += item_scores
         labels += [1] + [0] * (len(answers) - 1)
         groups += [item_index] * len(answers)
@@ -144,9 +137,28 @@ def variant_label(name: str) -> str:
 def variant_settings(info: RunInfo, data: Path, limit: int | None, max_tokens: int) -> dict:
     """Everything a variant's result depends on besides its adapter: a saved result with other settings is not reused."""
     code = b"".join(Path(module).read_bytes() for module in (__file__, metrics.__file__, inference.__file__))
+    # The model by its folder's name (which holds a hash of its source), not by where this machine keeps it.
+    backend = {**dataclasses.asdict(info.backend), "model_path": Path(info.backend.model_path).name}
     return {"data": {name: file_sha256(data / f"{name}.jsonl") for name in ("test", "valid")}, "limit": limit,
-            "max_tokens": max_tokens, "distractors": DISTRACTORS, "backend": dataclasses.asdict(info.backend),
+            "max_tokens": max_tokens, "distractors": DISTRACTORS, "backend": backend,
             "code": hashlib.sha256(code).hexdigest()}
+
+
+def saved_variant(run: RunFolder, name: str, key: dict) -> Path | None:
+    """A saved result of this variant with this key: the run's own, or for the base model (the same for every run on
+    the same model, data, settings and code) another run's beside it, e.g. runs/reference's."""
+    own = run.evaluated_variant(name)
+    others = sorted(RunFolder(folder).evaluated_variant(name) for folder in run.path.parent.iterdir()
+                    if folder.is_dir() and folder != run.path) if name == "base" else []
+    return next((path for path in (own, *others) if saved_key(path) == key), None)
+
+
+def saved_key(path: Path) -> dict | None:
+    """The key a saved variant was computed with; None if there is none or the file is unreadable."""
+    try:
+        return read_json(path).get("key") if path.is_file() else None
+    except FarenseError:
+        return None
 
 
 def score_variant(info: RunInfo, adapter: Path | None, test: list[Item], valid: list[Item], max_tokens: int,
@@ -175,12 +187,16 @@ def evaluate_variants(run: RunFolder, info: RunInfo, test: list[Item], valid: li
                 advance(per_variant)
                 continue
             evaluated[name] = digest
-            saved, key = run.evaluated_variant(name), {**settings, "adapter": digest}
-            if saved.exists() and (done := read_json(saved))["key"] == key:
+            key = {**settings, "adapter": digest}
+            if saved := saved_variant(run, name, key):
+                done = read_json(saved)
                 results[name], answers[name] = done["result"], done["answers"]
                 advance(per_variant)
-                bars.print(f"{label}: já avaliado em {saved}, com os mesmos dados, adaptador e código")
+                bars.print(f"{label}: já avaliado em {saved}, com os mesmos dados, modelo, adaptador e código")
+                if saved != run.evaluated_variant(name):
+                    write_json(run.evaluated_variant(name), done)
                 continue
+            saved = run.evaluated_variant(name)
             results[name], answers[name] = score_variant(info, adapter, test, valid, settings["max_tokens"], advance)
             write_json(saved, {"key": key, "result": results[name], "answers": answers[name]})
             summary = results[name]["summary"]
