@@ -6,6 +6,7 @@ Each session is a few lines that call the package; the logic lives in `farense_g
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -48,19 +49,22 @@ def package_args(session: nox.Session) -> list[str]:
     return [a for a in session.posargs if a != "--reinstall"]
 
 
-def blas_env() -> dict[str, str]:
-    """LD_PRELOAD of OpenBLAS on Linux when present (see farense_guide/blas.py), else nothing."""
-    preload = blas.openblas_env({}).get("LD_PRELOAD")
+def blas_env(session: nox.Session) -> dict[str, str]:
+    """LD_PRELOAD of the fast BLAS on Linux (see farense_guide/blas.py): MKL from the session's environment, where
+    the project installs it, or Debian's OpenBLAS; else nothing."""
+    prefixes = [session.virtualenv.location]
+    preload = blas.blas_env({}, choice=os.environ.get(blas.CHOICE_VAR, ""), prefixes=prefixes).get("LD_PRELOAD")
     if preload:
-        print(f"BLAS: a usar OpenBLAS ({preload})")
+        session.log(f"BLAS: a usar {blas.find_fast_blas(prefixes=prefixes).label} ({preload})")
         return {"LD_PRELOAD": preload}
+    session.log(f"BLAS: o de referência, lento ({blas.install_hint()})")
     return {}
 
 
 def step(session: nox.Session, name: str, *command: str) -> None:
     """Run one pipeline step; on failure stop with the step named."""
     try:
-        session.run(*command, env={**blas_env(), "NO_MKDOCS_2_WARNING": "1"})
+        session.run(*command, env={**blas_env(session), "NO_MKDOCS_2_WARNING": "1"})
     except nox.command.CommandFailed:
         session.error(f"o passo '{name}' falhou: {' '.join(command)}")
 
@@ -127,14 +131,14 @@ def monitor(session: nox.Session) -> None:
 def chat(session: nox.Session) -> None:
     """Conversa com o modelo embutido (argumentos depois de -- vão para `farense-guide chat`)."""
     install(session)
-    session.run("farense-guide", "chat", *package_args(session), env=blas_env())
+    session.run("farense-guide", "chat", *package_args(session), env=blas_env(session))
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Corre a bateria de testes (pytest); argumentos depois de -- vão para o pytest."""
     install(session)
-    session.run("pytest", *package_args(session), env=blas_env())
+    session.run("pytest", *package_args(session), env=blas_env(session))
 
 
 DEMO_RUN = "runs/demo-tiny"

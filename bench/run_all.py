@@ -33,7 +33,7 @@ def main() -> None:
     sections = []
     for script in sorted(HERE.glob("bench_*.py")):
         start = time.perf_counter()
-        env = {**blas.openblas_env(), "TRANSFORMERS_VERBOSITY": "error"}  # as the CLI runs: OpenBLAS where present
+        env = {**blas.blas_env(), "TRANSFORMERS_VERBOSITY": "error"}  # as the CLI runs: the fast BLAS where there is one
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
         elapsed = time.perf_counter() - start
         output = result.stdout.strip() if result.returncode == 0 else f"FALHOU ({result.returncode}):\n{result.stderr[-2000:]}"

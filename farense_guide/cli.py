@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.uses_mlx:
-        status = blas.rerun_with_openblas(argv)
+        status = blas.rerun_with_fast_blas(argv)
         if status is not None:
             return status
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" banner

@@ -8,9 +8,10 @@ Answering: every prompt is the conversation rendered by `chat_template.render` (
 folded where the template has no system role), in tokens (`prompt_tokens`), and every answer is greedy.
 `greedy_answers` answers many conversations with mlx-lm's batch generation (evaluate, fuse);
 `stream_answer` answers one as it is generated (chat). Both run the same model on the same tokens; a
-batch pads its prompts, which moves log-probabilities by rounding alone (about 1e-5 in float32), so
-the two give the same answer unless two tokens tie that closely (bench/bench_chat.py compares chat's
-answers with those evaluate recorded). `answer_log_probs` scores given answers.
+batch pads its prompts and starts from a shared prompt's cache, which moves log-probabilities by
+rounding alone (about 1e-5 in float32), so the two give the same answer unless two tokens tie that
+closely (tests/test_evaluate.py; bench/bench_chat.py compares chat's answers with those evaluate
+recorded). `answer_log_probs` scores given answers, running no prompt twice (see there).
 
 MLX is imported inside the functions: this module is read by preflight before MLX is needed.
 """

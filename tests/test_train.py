@@ -130,6 +130,9 @@ def test_two_processes_give_the_loss_curve_of_one(tmp_path):
     single = train(tmp_path, "one", *steps)
     double = train(tmp_path, "two", *steps, "--processes", "2")
     assert single.returncode == 0 and double.returncode == 0, double.stderr
+    # No terminal here: the bar draws nothing, but each report is a line with the time left.
+    reports = [line for line in single.stderr.splitlines() if line.startswith("passo") and "tokens/s" in line]
+    assert len(reports) == 6 and all("· faltam " in line for line in reports), single.stderr
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert [x[:2] for x in one] == [x[:2] for x in two]
     assert [x[2] for x in one] == pytest.approx([x[2] for x in two], abs=1e-4)

@@ -47,7 +47,7 @@ def scratch_copy(destination: Path) -> Path:
 
 
 def snippet_env(profile: str) -> dict[str, str]:
-    env = blas.openblas_env(dict(os.environ))  # Python snippets import MLX directly
+    env = blas.blas_env(dict(os.environ))  # Python snippets import MLX directly
     env.update({"FARENSE_PROFILE": profile, "PYTHONUNBUFFERED": "1", "TRANSFORMERS_VERBOSITY": "error"})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env

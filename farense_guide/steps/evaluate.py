@@ -157,7 +157,7 @@ def saved_key(path: Path) -> dict | None:
     """The key a saved variant was computed with; None if there is none or the file is unreadable."""
     try:
         return read_json(path).get("key") if path.is_file() else None
-    except FarenseError:
+    except (FarenseError, OSError):  # another run's folder may be unreadable
         return None
 
 

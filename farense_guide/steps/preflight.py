@@ -140,16 +140,18 @@ def check_power(mac: dict) -> list[Check]:
 
 def check_blas() -> Check:
     state = blas_state()
-    if state.in_use == "openblas":
-        return Check("blas", "BLAS (CPU)", f"OpenBLAS ({state.openblas})", Status.OK)
-    if state.openblas is None:
+    speed = f"matmul float32: {state.gflops:.0f} GFLOP/s" if state.gflops is not None else "sem medida"
+    if state.in_use in ("mkl", "openblas"):
+        label = {"mkl": "MKL", "openblas": "OpenBLAS"}[state.in_use]
+        return Check("blas", "BLAS (CPU)", f"{label} ({speed})", Status.OK)
+    if state.fast is None:
         return Check(
-            "blas", "BLAS (CPU)", "BLAS de referência (lento)", Status.WARNING,
-            f"instale o OpenBLAS (~75x mais rápido em matmuls float32): {blas.INSTALL_HINT}",
+            "blas", "BLAS (CPU)", f"BLAS de referência, lento ({speed})", Status.WARNING,
+            f"um BLAS rápido faz as matmuls float32 20-75x mais depressa: {blas.install_hint()}",
         )
     return Check(
-        "blas", "BLAS (CPU)", "BLAS de referência; OpenBLAS instalado mas não carregado", Status.WARNING,
-        f"use 'farense-guide' ou nox, que o carregam; ou LD_PRELOAD={state.openblas}",
+        "blas", "BLAS (CPU)", f"BLAS de referência ({speed}); {state.fast.label} instalado mas não carregado", Status.WARNING,
+        f"use 'farense-guide' ou nox, que o carregam; ou LD_PRELOAD={state.fast.path}",
     )
 
 
