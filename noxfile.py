@@ -6,7 +6,6 @@ Each session is a few lines that call the package; the logic lives in `farense_g
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -50,13 +49,14 @@ def package_args(session: nox.Session) -> list[str]:
 
 
 def blas_env(session: nox.Session) -> dict[str, str]:
-    """LD_PRELOAD of the fast BLAS on Linux (see farense_guide/blas.py): MKL from the session's environment, where
-    the project installs it, or Debian's OpenBLAS; else nothing."""
-    prefixes = [session.virtualenv.location]
-    preload = blas.blas_env({}, choice=os.environ.get(blas.CHOICE_VAR, ""), prefixes=prefixes).get("LD_PRELOAD")
-    if preload:
-        session.log(f"BLAS: a usar {blas.find_fast_blas(prefixes=prefixes).label} ({preload})")
-        return {"LD_PRELOAD": preload}
+    """LD_PRELOAD of the fast BLAS on Linux (see farense_guide/blas.py), as the session's own environment chooses it
+    (MKL is installed there, and timing a choice needs its MLX); else nothing."""
+    choice = "from farense_guide import blas; fast = blas.find_fast_blas(); print(f'{fast.label}\\t{fast.path}' if fast else '')"
+    found = session.run("python", "-c", choice, silent=True).strip()
+    if found:
+        label, path = found.splitlines()[-1].split("\t")
+        session.log(f"BLAS: a usar {label} ({path})")
+        return {"LD_PRELOAD": path}
     session.log(f"BLAS: o de referência, lento ({blas.install_hint()})")
     return {}
 

@@ -25,7 +25,6 @@ import signal
 import site
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +53,9 @@ def install_hint() -> str:
     return "sudo apt-get install libopenblas0-pthread (o MKL só existe para x86-64)"
 
 
-def pip_mkl(prefixes: Sequence[str] | None = None) -> Path | None:
-    """MKL's runtime library as the `mkl` wheel installs it: in lib/ of the environment (default: this one, then the
-    user's site)."""
-    for prefix in prefixes or (sys.prefix, site.getuserbase()):
+def pip_mkl() -> Path | None:
+    """MKL's runtime library as the `mkl` wheel installs it: in lib/ of this environment, or of the user's site."""
+    for prefix in (sys.prefix, site.getuserbase()):
         path = Path(prefix) / "lib" / MKL_LIBRARY
         if path.exists():
             return path
@@ -68,19 +66,19 @@ def debian_openblas() -> Path | None:
     return next((path for path in OPENBLAS_CANDIDATES if path.exists()), None)
 
 
-def available(prefixes: Sequence[str] | None = None) -> list[Blas]:
+def available() -> list[Blas]:
     """The fast BLAS libraries found on this machine, preferred first; none off Linux."""
     if platform.system() != "Linux":
         return []
-    found = [Blas("mkl", "MKL (PyPI)", pip_mkl(prefixes)), Blas("openblas", "OpenBLAS (Debian)", debian_openblas())]
+    found = [Blas("mkl", "MKL (PyPI)", pip_mkl()), Blas("openblas", "OpenBLAS (Debian)", debian_openblas())]
     return [blas for blas in found if blas.path is not None]
 
 
-def find_fast_blas(choice: str | None = None, prefixes: Sequence[str] | None = None) -> Blas | None:
+def find_fast_blas(choice: str | None = None) -> Blas | None:
     """The fast BLAS to preload: the one `choice` (default: FARENSE_BLAS) names, else the faster available; None for
-    'reference'. `prefixes`: the Python environments to look in for MKL (default: this one)."""
+    'reference'."""
     choice = os.environ.get(CHOICE_VAR, "") if choice is None else choice
-    candidates = available(prefixes)
+    candidates = available()
     if choice == "reference":
         return None
     if choice:
@@ -90,8 +88,7 @@ def find_fast_blas(choice: str | None = None, prefixes: Sequence[str] | None = N
     return candidates[0] if candidates else None
 
 
-MATMUL_GFLOPS = ("import time, mlx.core as mx; a = mx.random.normal((1024, 1024)); mx.eval(a @ a); "
-                 "t = time.perf_counter(); [mx.eval(a @ a) for _ in range(8)]; print(16 * 1024**3 / (time.perf_counter() - t) / 1e9)")
+MATMUL_GFLOPS = "from farense_guide.machine import matmul_gflops; print(matmul_gflops())"
 
 
 def faster(candidates: list[Blas]) -> Blas:
@@ -111,6 +108,8 @@ def faster(candidates: list[Blas]) -> Blas:
         timed = subprocess.run([sys.executable, "-c", MATMUL_GFLOPS], env=env, capture_output=True, text=True)
         speeds[blas.name] = float(timed.stdout) if timed.returncode == 0 else 0.0
     best = max(candidates, key=lambda blas: speeds[blas.name])
+    if not all(speeds.values()):
+        return best  # a timing failed: choose for now, time again next time
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"key": key, "choice": best.name, "gflops": speeds}), encoding="utf-8")
@@ -128,11 +127,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def blas_env(base: dict[str, str] | None = None, choice: str | None = None,
-             prefixes: Sequence[str] | None = None) -> dict[str, str]:
+def blas_env(base: dict[str, str] | None = None, choice: str | None = None) -> dict[str, str]:
     """A copy of `base` (default: os.environ) with the fast BLAS preloaded, when there is one."""
     env = dict(os.environ if base is None else base)
-    blas = find_fast_blas(env.get(CHOICE_VAR, "") if choice is None else choice, prefixes)
+    blas = find_fast_blas(env.get(CHOICE_VAR, "") if choice is None else choice)
     if blas is None:
         return env
     preload = env.get("LD_PRELOAD", "")
@@ -185,7 +183,8 @@ def rerun_with_fast_blas(argv: list[str]) -> int | None:
     if env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
         return None  # no fast BLAS here, or it is already preloaded
     env[CHILD_VAR] = "1"
-    print(f"BLAS: a usar {find_fast_blas().label} ({find_fast_blas().path}) num processo filho.", file=sys.stderr)
+    fast = find_fast_blas()
+    print(f"BLAS: a usar {fast.label} ({fast.path}) num processo filho.", file=sys.stderr)
     child = subprocess.Popen([sys.executable, "-m", "farense_guide", *argv], env=env,
                              preexec_fn=stop_with_parent if sys.platform == "linux" else None)
     # Ctrl-C reaches the whole process group, so the child gets it and decides (training saves
