@@ -75,7 +75,7 @@ def main() -> None:
     from farense_guide.inference import load_run_model
     from farense_guide.models import resolve_model
     from farense_guide.runs import RunFolder, read_json
-    from farense_guide.steps.evaluate import load_items
+    from farense_guide.scoring import load_items
 
     run = RunFolder(ROOT / "runs" / "reference")
     info = run.read_info()

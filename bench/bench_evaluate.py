@@ -40,7 +40,11 @@ def worker(code: Path, run_path: Path, variant: str, limit: int | None, max_toke
     test, valid = evaluate.evaluation_items(info, limit)
     adapter = dict(evaluate.variants_of(run))[variant]
     start = time.perf_counter()
-    result, answers = evaluate.score_variant(info, adapter, test, valid, max_tokens, lambda done: None)
+    try:
+        from farense_guide.scoring import score_variant
+    except ImportError:  # before scoring.py, score_variant lived in evaluate.py
+        score_variant = evaluate.score_variant
+    result, answers = score_variant(info, adapter, test, valid, max_tokens, lambda done: None)
     seconds = time.perf_counter() - start
     if save:
         from farense_guide.runs import file_sha256

@@ -28,7 +28,7 @@ def main() -> None:
 
     from farense_guide.inference import prompt_tokens
     from farense_guide.models import float32_model
-    from farense_guide.steps.evaluate import load_items
+    from farense_guide.scoring import load_items
 
     model, tokenizer = load(str(float32_model("smollm2")))
     items = load_items(ROOT / "data" / "test.jsonl", args.questions)

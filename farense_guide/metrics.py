@@ -4,15 +4,17 @@ Generative (answer text against the reference answer), SQuAD-style on tokens aft
 normalisation written for Portuguese: exact match, token precision, recall and F1, and
 ROUGE-L (longest common subsequence). Discriminative (from likelihood scores of true and
 wrong answers): ROC curve, AUC, a confusion matrix at a threshold. Macro averages come
-with bootstrap 95% confidence intervals.
+with bootstrap 95% confidence intervals, shares (exact match, top-1, refusals) with Wilson's.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -109,6 +111,18 @@ def bootstrap_interval(values, resamples: int = 2000, seed: int = 0, confidence:
     means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
     return Interval(float(data.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Interval:
+    """The share successes/trials and Wilson's score interval (Wilson 1927): unlike a bootstrap's, it does not collapse
+    to [0; 0] or run past [0; 1] when the share is 0 or 1, or the items are few (12 out-of-scope questions)."""
+    if trials == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return Interval(share, max(0.0, centre - half), min(1.0, centre + half))
 
 
 def bootstrap_auc(scores, labels, groups, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> Interval:

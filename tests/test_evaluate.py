@@ -31,6 +31,10 @@ def test_report_json_csv_and_predictions_agree(evaluated_run):
     predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 6 and {"question", "reference", "base_answer", "tuned_answer"} <= set(predictions[0])
     assert sum(p["tuned_scores"]["f1"] for p in predictions) / 6 == pytest.approx(report["tuned"]["f1"]["mean"], abs=1e-12)
+    for variant in ("base", "tuned"):  # each question keeps what a paired comparison needs
+        scores = [p[f"{variant}_scores"] for p in predictions]
+        assert all(len(s["candidates"]) == 5 and s["top1"] == float(s["candidates"][0] == max(s["candidates"])) for s in scores)
+        assert sum(s["top1"] for s in scores) / 6 == pytest.approx(report[variant]["top1_accuracy"]["mean"], abs=1e-12)
     rows = {row["metric"]: row for row in csv.DictReader((folder / "evaluation_summary.csv").open())}
     assert float(rows["auc"]["tuned"]) == report["tuned"]["auc"]
     assert float(rows["f1"]["base"]) == report["base"]["f1"]["mean"]
@@ -85,6 +89,7 @@ def test_every_figure_is_made_and_a_second_report_does_nothing(evaluated_run):
 def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, tmp_path, monkeypatch):
     import shutil
 
+    from farense_guide import scoring
     from farense_guide.steps import evaluate
 
     run, _ = evaluated_run
@@ -95,7 +100,7 @@ def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, 
     def no_model(*args):
         raise AssertionError("a variant already evaluated was loaded again")
 
-    monkeypatch.setattr(evaluate, "load_run_model", no_model)
+    monkeypatch.setattr(scoring, "load_run_model", no_model)
     before = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
     assert evaluate.evaluate_run(copy, max_tokens=8) == before
     with pytest.raises(AssertionError, match="loaded again"):  # other settings: the saved variants do not count
@@ -104,7 +109,7 @@ def test_each_variant_is_kept_as_it_is_done_and_not_scored_again(evaluated_run, 
 
 def single_turn_items(run):
     """The test questions the evaluation answered that are one question after the system prompt, with their predictions."""
-    from farense_guide.steps.evaluate import load_items
+    from farense_guide.scoring import load_items
 
     info = json.loads((run / "run.json").read_text())
     predictions = [json.loads(line) for line in (run / "evaluation" / "predictions.jsonl").read_text().splitlines()]
@@ -188,7 +193,8 @@ def test_shared_prompt_scoring_and_generation_equal_the_plain_way(evaluated_run)
     greedy answer."""
     from farense_guide import inference
     from farense_guide.runs import RunFolder
-    from farense_guide.steps.evaluate import candidate_answers, evaluation_items
+    from farense_guide.scoring import candidate_answers
+    from farense_guide.steps.evaluate import evaluation_items
 
     run, _ = evaluated_run
     info = RunFolder(run).read_info()
@@ -210,6 +216,7 @@ def test_the_base_model_is_evaluated_once_for_every_run_on_the_same_data(evaluat
     """A second run with the same model, data, settings and code takes the base's result from its neighbour."""
     import shutil
 
+    from farense_guide import scoring
     from farense_guide.steps import evaluate
 
     run, _ = evaluated_run
@@ -223,7 +230,7 @@ def test_the_base_model_is_evaluated_once_for_every_run_on_the_same_data(evaluat
         loaded.append(adapter)
         raise AssertionError("loaded")
 
-    monkeypatch.setattr(evaluate, "load_run_model", load_run_model)
+    monkeypatch.setattr(scoring, "load_run_model", load_run_model)
     evaluate.evaluate_run(runs / "second", max_tokens=8)
     assert loaded == [] and (runs / "second" / "evaluation" / "variants" / "base.json").is_file()
     (runs / "second" / "evaluation" / "variants" / "tuned.json").unlink()

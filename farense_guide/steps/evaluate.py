@@ -12,97 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from farense_guide import inference, metrics
+from farense_guide import inference, metrics, scoring
 from farense_guide.bars import task_bars
-from farense_guide.data.records import read_jsonl
 from farense_guide.errors import FarenseError
-from farense_guide.inference import Progress, answer_log_probs, greedy_answers, load_run_model
+from farense_guide.scoring import DISTRACTORS, Item, load_items, score_variant
 from farense_guide.runs import RunFolder, RunInfo, RunStatus, file_sha256, read_json, write_csv, write_json, write_jsonl
-
-DISTRACTORS = 4  # wrong answers scored per question
-
-
-@dataclass
-class Item:
-    messages: list[dict]  # the conversation up to the question (system, user[, assistant, user])
-    reference: str
-    kind: str  # "fact" | "out_of_scope"
-    item_id: str
-
-    @property
-    def question(self) -> str:
-        return self.messages[-1]["content"]
-
-
-def load_items(path: Path, limit: int | None = None) -> list[Item]:
-    items = []
-    for record in read_jsonl(path):
-        meta = record.get("meta", {})
-        items.append(Item(record["messages"][:-1], record["messages"][-1]["content"], meta.get("kind", "fact"), meta.get("id", "")))
-    return items[:limit] if limit else items
-
-
-def candidate_answers(items: list[Item], seed: int = 0) -> list[list[str]]:
-    """For each item: its reference first, then DISTRACTORS references of other items (other ids)."""
-    rng = random.Random(seed)
-    pool = sorted({(i.item_id, i.reference) for i in items})
-    candidates = []
-    for item in items:
-        others = [answer for item_id, answer in pool if item_id != item.item_id and answer != item.reference]
-        candidates.append([item.reference] + rng.sample(others, min(DISTRACTORS, len(others))))
-    return candidates
-
-
-def likelihood_scores(model, tokenizer, items: list[Item], progress: Progress) -> dict:
-    """Mean per-token log-probability of the true answer and of the distractors, per item."""
-    candidates = candidate_answers(items)
-    scored = answer_log_probs(model, tokenizer, [(item.messages, answers) for item, answers in zip(items, candidates)], progress)
-    scores, labels, groups, top1, true_nll, true_tokens = [], [], [], [], 0.0, 0
-    for item_index, (answers, answer_scores) in enumerate(zip(candidates, scored)):
-        item_scores = [total / count for total, count in answer_scores]
-        true_nll -= answer_scores[0][0]
-        true_tokens += answer_scores[0][1]
-        scores += item_scores
-        labels += [1] + [0] * (len(answers) - 1)
-        groups += [item_index] * len(answers)
-        top1.append(float(int(np.argmax(item_scores)) == 0))
-    return {"scores": scores, "labels": labels, "groups": groups, "top1": top1, "perplexity": math.exp(true_nll / true_tokens)}
-
-
-def generative_scores(answers: list[str], items: list[Item]) -> list[dict]:
-    rows = []
-    for answer, item in zip(answers, items):
-        token = metrics.token_scores(answer, item.reference)
-        rows.append({"exact_match": metrics.exact_match(answer, item.reference), "precision": token.precision,
-                     "recall": token.recall, "f1": token.f1, "rouge_l": metrics.rouge_l(answer, item.reference),
-                     "refusal": float(metrics.is_refusal(answer))})
-    return rows
-
-
-def summarise(rows: list[dict], items: list[Item], likelihood: dict, threshold: float) -> dict:
-    facts = [r for r, i in zip(rows, items) if i.kind != "out_of_scope"]
-    out_of_scope = [r for r, i in zip(rows, items) if i.kind == "out_of_scope"]
-    fpr, tpr, _ = metrics.roc_curve(likelihood["scores"], likelihood["labels"])
-    summary = {name: metrics.bootstrap_interval([r[name] for r in rows]).as_dict()
-               for name in ("exact_match", "precision", "recall", "f1", "rouge_l")}
-    summary["refusal_rate_out_of_scope"] = metrics.bootstrap_interval([r["refusal"] for r in out_of_scope]).as_dict()
-    summary["refusal_rate_facts"] = metrics.bootstrap_interval([r["refusal"] for r in facts]).as_dict()
-    summary["top1_accuracy"] = metrics.bootstrap_interval(likelihood["top1"]).as_dict()
-    summary["auc"] = metrics.auc(fpr, tpr)
-    summary["auc_interval"] = metrics.bootstrap_auc(likelihood["scores"], likelihood["labels"], likelihood["groups"]).as_dict()
-    summary["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-    summary["threshold"] = threshold
-    summary["confusion"] = metrics.confusion(likelihood["scores"], likelihood["labels"], threshold).as_dict()
-    summary["perplexity"] = likelihood["perplexity"]
-    return summary
-
 
 def loss_gap(run_folder) -> dict:
     """The last training-loss report against the last validation loss (the "overfitting gap")."""
@@ -136,7 +52,7 @@ def variant_label(name: str) -> str:
 
 def variant_settings(info: RunInfo, data: Path, limit: int | None, max_tokens: int) -> dict:
     """Everything a variant's result depends on besides its adapter: a saved result with other settings is not reused."""
-    code = b"".join(Path(module).read_bytes() for module in (__file__, metrics.__file__, inference.__file__))
+    code = b"".join(Path(module).read_bytes() for module in (scoring.__file__, metrics.__file__, inference.__file__))
     # The model by its folder's name (which holds a hash of its source), not by where this machine keeps it.
     backend = {**dataclasses.asdict(info.backend), "model_path": Path(info.backend.model_path).name}
     return {"data": {name: file_sha256(data / f"{name}.jsonl") for name in ("test", "valid")}, "limit": limit,
@@ -159,18 +75,6 @@ def saved_key(path: Path) -> dict | None:
         return read_json(path).get("key") if path.is_file() else None
     except (FarenseError, OSError):  # another run's folder may be unreadable
         return None
-
-
-def score_variant(info: RunInfo, adapter: Path | None, test: list[Item], valid: list[Item], max_tokens: int,
-                  advance: Progress) -> tuple[dict, list[str]]:
-    """One variant's result ({"summary", "rows"}) and its answers: threshold on valid, then answers and scores on test."""
-    model, tokenizer = load_run_model(info.profile, info.backend, adapter)
-    validation = likelihood_scores(model, tokenizer, valid, advance)
-    threshold = metrics.best_threshold(validation["scores"], validation["labels"])
-    answers = greedy_answers(model, tokenizer, [item.messages for item in test], max_tokens, advance)
-    rows = generative_scores(answers, test)
-    summary = summarise(rows, test, likelihood_scores(model, tokenizer, test, advance), threshold)
-    return {"summary": summary, "rows": rows}, answers
 
 
 def evaluate_variants(run: RunFolder, info: RunInfo, test: list[Item], valid: list[Item], settings: dict) -> tuple[dict, dict]:

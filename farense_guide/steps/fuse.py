@@ -23,7 +23,8 @@ from farense_guide.errors import FarenseError
 from farense_guide.inference import greedy_answers, load_run_model
 from farense_guide.pt_format import pt, pt_mean_interval
 from farense_guide.runs import RunFolder, RunInfo, file_sha256, read_json, safe_write, write_json, write_jsonl
-from farense_guide.steps.evaluate import Item, check_trained, generative_scores, load_items
+from farense_guide.scoring import Item, generative_scores, load_items
+from farense_guide.steps.evaluate import check_trained
 
 DEFAULT_MIN_MATCH = 0.9  # share of identical greedy answers
 DEFAULT_MAX_F1_DROP = 0.02  # mean F1 of base + adapter minus that of the fused model
