@@ -66,10 +66,16 @@ def measure(code: Path, args: argparse.Namespace, out: Path, save: bool) -> dict
     return json.loads(out.read_text())
 
 
+# Shares whose interval became Wilson's (scoring.proportion) after d0a1494's bootstrap: their bounds differ by method.
+WILSON_BOUNDS = {f".{share}.{bound}" for share in ("exact_match", "top1_accuracy", "refusal_rate_out_of_scope", "refusal_rate_facts")
+                 for bound in ("ci_low", "ci_high")}
+
+
 def largest_difference(before, after, path: str = "") -> tuple[float, str]:
     """The largest difference between two nested summaries' numbers, and where: absolute, relative above 1 (perplexity)."""
     if isinstance(before, dict):
-        return max((largest_difference(before[key], after[key], f"{path}.{key}") for key in before), default=(0.0, path))
+        keys = [key for key in before if f"{path}.{key}" not in WILSON_BOUNDS]
+        return max((largest_difference(before[key], after[key], f"{path}.{key}") for key in keys), default=(0.0, path))
     if isinstance(before, list):
         return max((largest_difference(b, a, f"{path}[{i}]") for i, (b, a) in enumerate(zip(before, after))), default=(0.0, path))
     if isinstance(before, (int, float)) and before is not None and after is not None:

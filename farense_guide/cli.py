@@ -147,6 +147,21 @@ def add_evaluate(subcommands) -> None:
 
 
 
+def add_compare(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "compare",
+        help="compara dois runs avaliados, pergunta a pergunta (diferença emparelhada e valor p)",
+        description="Emparelha as perguntas de teste que os dois runs avaliaram (por id, no mesmo ficheiro de teste) e dá, "
+        "métrica a métrica, B − A com o intervalo de 95% por bootstrap emparelhado e o valor p (McNemar exato nas métricas de "
+        "sim/não, bootstrap emparelhado nas outras e na AUC). «Melhor» ou «pior» só com p < 0,05.",
+    )
+    parser.add_argument("first", type=Path, metavar="A", help="pasta do primeiro run (a referência da comparação)")
+    parser.add_argument("second", type=Path, metavar="B", help="pasta do segundo run")
+    parser.add_argument("--variant", choices=("tuned", "base"), default="tuned", help="que modelo de cada run comparar (por omissão: tuned, o afinado)")
+    parser.add_argument("--json", type=Path, help="grava também a comparação neste ficheiro JSON")
+    parser.set_defaults(handler=commands.run_compare_command, uses_mlx=False)
+
+
 def add_report(subcommands) -> None:
     parser = subcommands.add_parser(
         "report",
@@ -342,7 +357,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"farense-guide {__version__}", help="mostra a versão e sai")
     subcommands = parser.add_subparsers(title="comandos", metavar="COMANDO", parser_class=Parser, help="o passo a correr")
-    for add in (add_preflight, add_model, add_chat, add_data, add_train, add_monitor, add_evaluate, add_report,
+    for add in (add_preflight, add_model, add_chat, add_data, add_train, add_monitor, add_evaluate, add_compare, add_report,
                 add_fragments, add_pdf, add_fuse, add_export):
         add(subcommands)
     return parser

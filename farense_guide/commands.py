@@ -15,6 +15,7 @@ from pathlib import Path
 
 from farense_guide.config import SHORTCUTS
 from farense_guide.errors import FarenseError
+from farense_guide.pt_format import pt_difference, pt_p_value
 from farense_guide.runs import RunFolder, RunInfo, RunStatus
 
 DISTRIBUTED_FLAGS = ("--processes", "--hosts")
@@ -228,7 +229,32 @@ def run_evaluate_command(args) -> int:
         summary = report[name]
         print(f"{label}: F1 {summary['f1']['mean']:.3f} [{summary['f1']['ci_low']:.3f}, {summary['f1']['ci_high']:.3f}] · "
               f"AUC {summary['auc']:.3f} · perplexidade {summary['perplexity']:.2f}")
+    f1 = report["paired"]["metrics"]["f1"]
+    print(f"afinado − base, nas mesmas perguntas: F1 {pt_difference(f1)} ({f1['test']}, {pt_p_value(f1['p_value'])})")
     print(f"Relatório em {RunFolder(args.run).evaluation}")
+    return 0
+
+
+def run_compare_command(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from farense_guide.runs import write_json
+    from farense_guide.steps.compare import compare_runs, comparison_note, comparison_rows, markdown_table
+
+    result = compare_runs(args.first, args.second, args.variant)
+    rows = comparison_rows(result)
+    if sys.stdout.isatty():
+        table = Table(*rows[0], title="B em relação a A, nas mesmas perguntas")
+        for row in rows[1:]:
+            table.add_row(*row)
+        Console().print(table)
+    else:  # a log or a pipe: a Markdown table, one line per metric, that no terminal width wraps
+        print("\n".join(markdown_table(rows)))
+    print(comparison_note(result).replace("`", ""))
+    if args.json:
+        write_json(args.json, result)
+        print(f"Comparação gravada em {args.json}")
     return 0
 
 

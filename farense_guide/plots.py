@@ -112,6 +112,25 @@ def metrics_overview(report: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def paired_differences(report: dict, path: Path) -> Path:
+    """Tuned minus base on the same questions, each metric with its paired 95% interval; the line at zero is "no
+    difference", and a metric whose difference has p < alpha is drawn solid."""
+    plt = pyplot()
+    compared = report["paired"]["metrics"]
+    labels = {**METRIC_LABELS, "auc": "AUC", "refusal_rate_out_of_scope": "recusas fora do âmbito"}
+    names = [name for name in labels if name in compared][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.4))
+    for y, name in enumerate(names):
+        d = compared[name]
+        ax.errorbar(d["difference"], y, xerr=[[d["difference"] - d["ci_low"]], [d["ci_high"] - d["difference"]]], fmt="o", capsize=3,
+                    color=COLOURS["tuned"] if d["significant"] else COLOURS["base"], mfc=COLOURS["tuned"] if d["significant"] else "white")
+    ax.axvline(0, color="#b22222", linewidth=1)
+    ax.set_yticks(range(len(names)), [labels[name].replace("\n", " ") for name in names])
+    ax.set_xlabel("afinado − base, nas mesmas perguntas (IC 95% emparelhado)")
+    ax.set_title(f"Diferença emparelhada ({report['paired']['items']} perguntas; cheio: p < {report['paired']['alpha']:g})".replace(".", ","))
+    return save(fig, path)
+
+
 def epoch_analysis(report: dict, path: Path) -> Path:
     """F1, ROUGE-L, top-1 and AUC after each epoch; epoch 0 is the base model."""
     plt = pyplot()

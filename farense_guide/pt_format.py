@@ -46,3 +46,26 @@ def pt_interval(interval: dict, digits: int = 3) -> str:
 def pt_mean_interval(interval: dict, digits: int = 3) -> str:
     """A mean and its interval ({"mean", "ci_low", "ci_high"}) as «0,573 [0,512; 0,634]»."""
     return f"{pt(interval['mean'], digits)} {pt_interval(interval, digits)}"
+
+
+def pt_signed(value: float | None, digits: int = 3) -> str:
+    """A difference with its sign: «+0,123», «−0,045» (a true minus sign), «0,000»."""
+    if value is None:
+        return "—"
+    text = pt(abs(value), digits)
+    return text if set(text) <= set("0, ") else ("+" if value > 0 else "−") + text
+
+
+def pt_signed_interval(interval: dict, digits: int = 3) -> str:
+    """The interval of a difference ({"ci_low", "ci_high"}) as «[+0,050; +0,190]»."""
+    return f"[{pt_signed(interval['ci_low'], digits)}; {pt_signed(interval['ci_high'], digits)}]"
+
+
+def pt_difference(difference: dict, digits: int = 3) -> str:
+    """A paired difference ({"difference", "ci_low", "ci_high"}) as «+0,123 [+0,050; +0,190]»."""
+    return f"{pt_signed(difference['difference'], digits)} {pt_signed_interval(difference, digits)}"
+
+
+def pt_p_value(p_value: float) -> str:
+    """«p < 0,001» below a thousandth, else «p = 0,042»."""
+    return "p < 0,001" if p_value < 0.001 else f"p = {pt(p_value, 3)}"

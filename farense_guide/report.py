@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farense_guide import plots
-from farense_guide.pt_format import pt, pt_mean_interval
+from farense_guide.pt_format import pt, pt_difference, pt_mean_interval, pt_p_value
 from farense_guide.runs import RunFolder, RunInfo, Stamp, read_json, safe_write
 
 METRIC_ROWS = [
@@ -28,19 +28,31 @@ def with_interval(interval: dict) -> str:
     return pt_mean_interval(interval)
 
 
+def paired_cells(difference: dict | None) -> str:
+    """«afinado − base» and «teste» cells of a metric: the paired difference, bold when p < alpha, and the test's p."""
+    if not difference:
+        return "— | —"
+    text = pt_difference(difference)
+    return f"{'**' + text + '**' if difference['significant'] else text} | {difference['test']}, {pt_p_value(difference['p_value'])}"
+
+
 def evaluation_table(report: dict) -> str:
-    rows = ["| métrica | modelo base | afinado (LoRA) |", "| --- | --- | --- |"]
-    rows += [f"| {label} | {with_interval(report['base'][key])} | {with_interval(report['tuned'][key])} |" for key, label in METRIC_ROWS]
+    compared = report.get("paired", {}).get("metrics", {})  # evaluations before the paired comparison lack it
+    rows = ["| métrica | modelo base | afinado (LoRA) | afinado − base | teste |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| {label} | {with_interval(report['base'][key])} | {with_interval(report['tuned'][key])} | {paired_cells(compared.get(key))} |"
+             for key, label in METRIC_ROWS]
     auc = {variant: with_interval(report[variant]["auc_interval"]) if "auc_interval" in report[variant] else number(report[variant]["auc"])
            for variant in ("base", "tuned")}  # evaluations made before the AUC interval existed show the AUC alone
-    rows.append(f"| AUC (verosimilhança) | {auc['base']} | {auc['tuned']} |")
+    rows.append(f"| AUC (verosimilhança) | {auc['base']} | {auc['tuned']} | {paired_cells(compared.get('auc'))} |")
     rows.append(f"| perplexidade das respostas de referência | {number(report['base']['perplexity'], 2)} | "
-                f"{number(report['tuned']['perplexity'], 2)} |")
+                f"{number(report['tuned']['perplexity'], 2)} | — | — |")
     for key, label in (("precision", "precisão"), ("recall", "recall"), ("f1", "F1")):
         rows.append(f"| {label} da matriz de confusão | {number(report['base']['confusion'][key])} | "
-                    f"{number(report['tuned']['confusion'][key])} |")
-    note = (f"\n{report['items']} perguntas de teste ({report['out_of_scope_items']} fora do âmbito); entre parênteses retos, "
-            "o intervalo de confiança de 95% por bootstrap.\n")
+                    f"{number(report['tuned']['confusion'][key])} | — | — |")
+    note = (f"\n{report['items']} perguntas de teste ({report['out_of_scope_items']} fora do âmbito). Entre parênteses retos, "
+            "intervalos de confiança de 95%: por bootstrap para as médias, de Wilson para as proporções (exact match, top-1, "
+            "recusas). «Afinado − base» é a diferença emparelhada, nas mesmas perguntas, com o seu intervalo por bootstrap "
+            "emparelhado; o teste dá o valor p (McNemar exato nas métricas de sim/não); a negrito, as diferenças com p < 0,05.\n")
     return "\n".join(rows) + "\n" + note
 
 
@@ -115,6 +127,8 @@ def evaluation_outputs(run: RunFolder, info: RunInfo, report: dict, training: li
         plots.confusion_matrices(report, run.figures / "confusion_matrix.png"),
         plots.roc_curves(report, run.figures / "roc_curve.png"),
     ]
+    if "paired" in report:
+        written.append(plots.paired_differences(report, run.figures / "paired_differences.png"))
     figures = [p for p in training + written if p.suffix == ".png"]
     written.append(safe_write(run.tables / "evaluation.md", evaluation_table(report)))
     written.append(safe_write(run.tables / "epochs.md", epochs_table(report)))

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 from farense_guide.pt_format import pt
 
-FIGURES = {"loss_curves.png", "throughput_memory.png", "metrics_overview.png", "epoch_analysis.png", "confusion_matrix.png",
+FIGURES = {"loss_curves.png", "throughput_memory.png", "metrics_overview.png", "paired_differences.png", "epoch_analysis.png", "confusion_matrix.png",
            "roc_curve.png", "token_lengths.png"}
 
 
@@ -35,7 +35,14 @@ def test_report_json_csv_and_predictions_agree(evaluated_run):
         scores = [p[f"{variant}_scores"] for p in predictions]
         assert all(len(s["candidates"]) == 5 and s["top1"] == float(s["candidates"][0] == max(s["candidates"])) for s in scores)
         assert sum(s["top1"] for s in scores) / 6 == pytest.approx(report[variant]["top1_accuracy"]["mean"], abs=1e-12)
+    from farense_guide import paired
+
+    # The paired comparison comes from the per-question scores alone: predictions.jsonl re-makes it.
+    assert paired.paired_report([p["base_scores"] for p in predictions], [p["tuned_scores"] for p in predictions],
+                                [p["kind"] for p in predictions], "base", "tuned") == report["paired"]
     rows = {row["metric"]: row for row in csv.DictReader((folder / "evaluation_summary.csv").open())}
+    assert float(rows["f1"]["paired_difference"]) == report["paired"]["metrics"]["f1"]["difference"]
+    assert rows["top1_accuracy"]["paired_test"] == "McNemar exato" and rows["perplexity"]["paired_p_value"] == ""
     assert float(rows["auc"]["tuned"]) == report["tuned"]["auc"]
     assert float(rows["f1"]["base"]) == report["base"]["f1"]["mean"]
     assert f"F1 {report['tuned']['f1']['mean']:.3f}" in stdout
@@ -43,7 +50,8 @@ def test_report_json_csv_and_predictions_agree(evaluated_run):
 
 def numbers(text):
     """The numbers of a pt-PT table: «1 234,56» -> 1234.56."""
-    return [float(n.replace(" ", "").replace(",", ".")) for n in re.findall(r"-?\d{1,3}(?: \d{3})*,\d+", text)]
+    found = re.findall(r"[-+−]?\d{1,3}(?: \d{3})*,\d+", text)
+    return [float(n.replace(" ", "").replace(",", ".").replace("−", "-")) for n in found]
 
 
 def test_every_number_in_the_tables_is_the_json(evaluated_run):
@@ -61,6 +69,8 @@ def test_every_number_in_the_tables_is_the_json(evaluated_run):
     expected += [report["base"]["perplexity"], report["tuned"]["perplexity"]]
     for key in ("precision", "recall", "f1"):
         expected += [report["base"]["confusion"][key], report["tuned"]["confusion"][key]]
+    for difference in report["paired"]["metrics"].values():  # tuned - base, its interval and p-value
+        expected += [difference["difference"], difference["ci_low"], difference["ci_high"], max(difference["p_value"], 0.001)]
     found = numbers(table.split("\n\n")[0])
     assert sorted(found) == pytest.approx(sorted(expected), abs=0.006)  # printed to 3 (perplexity: 2) decimals
     epochs = numbers((run / "tables" / "epochs.md").read_text())

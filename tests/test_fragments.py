@@ -93,20 +93,22 @@ def test_the_fuse_fragment_quotes_the_run_check_or_says_there_is_none(tmp_path):
     assert values["fuse4.items"] == "130"
 
 
-def test_a_run_is_compared_with_the_reference_intervals(evaluated_run, tmp_path):
+def test_a_run_is_compared_with_the_reference_question_by_question(evaluated_run, tmp_path):
+    import shutil
+
     run, _ = evaluated_run
     reference = tmp_path / "reference"
-    (reference / "evaluation").mkdir(parents=True)
-    report = json.loads((run / "evaluation" / "evaluation_report.json").read_text())
-    (reference / "evaluation" / "evaluation_report.json").write_text(json.dumps(report))
+    shutil.copytree(run, reference)
     lines = fragments.reference_comparison(run, reference)
-    rows = [line for line in lines if line.startswith("| afinado") or line.startswith("| base")]
-    assert len(rows) == 8 and all(row.endswith("| sim |") for row in rows)  # a run is inside its own intervals
-    f1 = report["tuned"]["f1"]
-    report["tuned"]["f1"] = {**f1, "ci_low": f1["mean"] + 0.01, "ci_high": f1["mean"] + 0.02}
-    (reference / "evaluation" / "evaluation_report.json").write_text(json.dumps(report))
-    row = next(line for line in fragments.reference_comparison(run, reference) if line.startswith("| afinado | F1 |"))
-    assert row.endswith("| **não** |") and fragments.pt(f1["mean"], 3) in row
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| métrica") and not line.startswith("| ---")]
+    assert len(rows) >= 7 and all(row.endswith("| sem diferença detetável |") for row in rows)  # a run against itself
+    assert "| F1 (tokens) |" in "\n".join(rows) and f"`{run.name}`" in lines[1]
+    predictions = reference / "evaluation" / "predictions.jsonl"
+    perfect = [{**row, "tuned_scores": {**row["tuned_scores"], "f1": 1.0}} for row in map(json.loads, predictions.read_text().splitlines())]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in perfect))
+    row = next(line for line in fragments.reference_comparison(run, reference) if line.startswith("| F1 (tokens) |"))
+    mean_f1 = json.loads((run / "evaluation" / "evaluation_report.json").read_text())["tuned"]["f1"]["mean"]
+    assert row.startswith(f"| F1 (tokens) | 1,000 | {fragments.pt(mean_f1, 3)} | {fragments.pt_signed(mean_f1 - 1, 3)} [")
     assert fragments.reference_comparison(run, tmp_path / "absent") == []
 
 

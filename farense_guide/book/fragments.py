@@ -22,9 +22,13 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
-from farense_guide.pt_format import duration, parse_stamp, pt, pt_date, pt_interval, pt_mean_interval, pt_scientific
+from farense_guide.data.records import read_jsonl
+from farense_guide.pt_format import (duration, parse_stamp, pt, pt_date, pt_interval, pt_p_value, pt_scientific,
+                                     pt_signed, pt_signed_interval)
 from farense_guide.runs import RunFolder, Stamp, read_json, safe_write, write_json
 
 OUTPUT = Path("guide/_generated")
@@ -113,16 +117,50 @@ def variant_values(summary: dict) -> dict[str, str]:
     return values
 
 
+def paired_values(report: dict) -> dict[str, str]:
+    """Tuned minus base on the same questions (paired.py), metric by metric: the difference, its interval, the test's p
+    and a verdict; «—» for a metric the run has no comparison of (no out-of-scope question, an older evaluation)."""
+    from farense_guide import paired
+
+    compared = report.get("paired", {}).get("metrics", {})
+    values = {"paired.alpha": pt(paired.ALPHA, 2)}
+    for name in ("exact_match", *paired.GRADED, "top1_accuracy", "auc", "refusal_rate_out_of_scope"):
+        d = compared.get(name)
+        values.update({f"paired.{name}.difference": pt_signed(d["difference"], 3) if d else "—",
+                       f"paired.{name}.ci": pt_signed_interval(d) if d else "—", f"paired.{name}.p": pt_p_value(d["p_value"]) if d else "—",
+                       f"paired.{name}.test": d["test"] if d else "—",
+                       f"paired.{name}.verdict": ("significativa" if d["significant"] else "não significativa") if d else "—"})
+        if name in ("exact_match", "top1_accuracy", "refusal_rate_out_of_scope"):
+            values.update({f"paired.{name}.only_base": str(d["only_first"]) if d else "—",
+                           f"paired.{name}.only_tuned": str(d["only_second"]) if d else "—"})
+    return values
+
+
+def unpaired_f1_values(run_path: Path) -> dict[str, str]:
+    """The F1 difference's interval when each model's questions are resampled on their own, as if the two had answered
+    different questions: what ignoring the pairing costs (chapter 10)."""
+    from farense_guide import paired
+
+    path = RunFolder(run_path).predictions
+    rows = read_jsonl(path) if path.exists() else []
+    if not rows:
+        return {key: "—" for key in ("unpaired.f1.ci", "unpaired.f1.width", "unpaired.f1.versus", "f1.correlation")}
+    base, tuned = [r["base_scores"]["f1"] for r in rows], [r["tuned_scores"]["f1"] for r in rows]
+    unpaired, paired_width = paired.unpaired_bootstrap(base, tuned), paired.paired_bootstrap(base, tuned)
+    width, paired_width = unpaired.high - unpaired.low, paired_width.ci_high - paired_width.ci_low
+    return {"unpaired.f1.ci": pt_signed_interval({"ci_low": unpaired.low, "ci_high": unpaired.high}), "unpaired.f1.width": pt(width, 3),
+            "unpaired.f1.versus": "mais largo" if width > paired_width else "mais estreito" if width < paired_width else "tão largo",
+            "f1.correlation": pt(float(np.corrcoef(base, tuned)[0, 1]) if np.std(base) and np.std(tuned) else None, 2)}
+
+
 def comparison_values(report: dict) -> dict[str, str]:
-    """Tuned minus base, whether their intervals overlap, and the loss gap at the end of training."""
+    """Tuned minus base (the paired comparison and the plain difference of means), and the loss gap at the end."""
     values = {f"gain.{metric}": pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
               for metric in ("f1", "rouge_l", "top1_accuracy")}
     values["gain.auc"] = pt(report["tuned"]["auc"] - report["base"]["auc"], 3)
-    for metric in ("f1", "auc_interval"):
-        base, tuned = report["base"].get(metric), report["tuned"].get(metric)
-        if base and tuned:
-            apart = tuned["ci_low"] > base["ci_high"] or base["ci_low"] > tuned["ci_high"]
-            values[f"overlap.{metric.removesuffix('_interval')}"] = "não se sobrepõem" if apart else "sobrepõem-se"
+    values.update(paired_values(report))
+    f1 = report.get("paired", {}).get("metrics", {}).get("f1")
+    values["paired.f1.width"] = pt(f1["ci_high"] - f1["ci_low"], 3) if f1 else "—"
     gap = report.get("loss_gap") or {}
     if gap:
         values.update({"loss_gap.train": pt(gap["train_loss"], 3), "loss_gap.valid": pt(gap["val_loss"], 3),
@@ -140,6 +178,7 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
     for variant in ("base", "tuned"):
         values.update({f"{variant}.{key}": value for key, value in variant_values(report[variant]).items()})
     values.update(comparison_values(report))
+    values.update(unpaired_f1_values(run_path))
     return {f"eval.{key}": value for key, value in values.items()}
 
 
@@ -260,28 +299,20 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-COMPARED_METRICS = [("F1", "f1"), ("ROUGE-L", "rouge_l"), ("exatidão top-1", "top1_accuracy"), ("AUC", "auc_interval")]
-
-
 def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[str]:
-    """Markdown lines: this run's test metrics next to the reference's 95% intervals, and whether each falls inside."""
-    path = RunFolder(reference).evaluation_report
-    if not path.exists():
+    """Markdown lines: this run's fine-tuned model against the reference's, paired on the test questions both answered
+    (steps/compare.py); none where the reference is not evaluated."""
+    from farense_guide.steps.compare import compare_runs, comparison_note, comparison_rows, markdown_table
+
+    if not RunFolder(reference).predictions.exists():
         return []
-    mine, ref = read_json(RunFolder(run_path).evaluation_report), read_json(path)
-    lines = ["", f"| modelo | métrica | `{run_path.name}` | `{reference.name}` (IC 95%) | dentro do intervalo? |",
-             "| --- | --- | ---: | ---: | --- |"]
-    for variant, label in (("base", "base"), ("tuned", "afinado")):
-        for name, metric in COMPARED_METRICS:
-            interval, own = ref[variant].get(metric), mine[variant].get(metric)
-            if interval is None or own is None:  # evaluated before the AUC had an interval
-                continue
-            value = own["mean"]
-            inside = interval["ci_low"] <= value <= interval["ci_high"]
-            lines.append(f"| {label} | {name} | {pt(value, 3)} | {pt_mean_interval(interval)} | {'sim' if inside else '**não**'} |")
-    lines += ["", f"Os intervalos são os do run de referência ({ref['items']} perguntas de teste); este run foi avaliado em "
-              f"{mine['items']}. Fontes: `{run_path.as_posix()}/evaluation/` e `{reference.as_posix()}/evaluation/`."]
-    return lines
+    try:
+        result = compare_runs(reference, run_path)
+    except FarenseError as error:  # another test file, or too few common questions: no pairing to show
+        return ["", f"A comparação pergunta a pergunta com `{reference.as_posix()}` não se pode fazer: {error.args[0]}"]
+    rows = comparison_rows(result)
+    rows[0][1:3] = [f"`{reference.name}`", f"`{run_path.name}`"]
+    return ["", *markdown_table(rows), "", comparison_note(result)]
 
 
 def fuse_checks(run_path: Path) -> list[tuple[int | None, dict]]:

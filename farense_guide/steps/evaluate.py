@@ -1,11 +1,10 @@
 """Evaluate a run: the fine-tuned adapter against the base model, on the test split.
 
-Generative: greedy answers (mlx-lm's batch generation), scored against the reference with
-exact match, token precision/recall/F1 and ROUGE-L (see metrics.py), macro averages with
-bootstrap 95% intervals. Discriminative: the mean per-token log-probability the model gives
-each question's true answer and K answers of other questions; from those scores a ROC curve,
-its AUC, top-1 accuracy and a confusion matrix at a threshold chosen on the validation split.
-Also perplexity of the reference answers and the share of out-of-scope questions refused.
+Each variant (the base, the best adapter, each epoch's adapter) is scored by scoring.py and saved
+under evaluation/variants/ as soon as it is done; a saved result with the same key (data, settings,
+adapter and scoring code) is not scored again, and the base's is taken from a neighbouring run such
+as runs/reference. Then the fine-tuned model is compared with the base on the same questions
+(paired.py), and the report, the predictions, the CSV and the figures are written.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from farense_guide import inference, metrics, scoring
+from farense_guide import inference, metrics, paired, scoring
 from farense_guide.bars import task_bars
 from farense_guide.errors import FarenseError
 from farense_guide.scoring import DISTRACTORS, Item, load_items, score_variant
@@ -115,7 +114,9 @@ def evaluation_report(run: RunFolder, info: RunInfo, data: Path, test: list[Item
         "run": info.name, "split": "test", "items": len(test), "limit": limit, "max_tokens": max_tokens,
         "data": {name: {"path": str(data / f"{name}.jsonl"), "sha256": file_sha256(data / f"{name}.jsonl")} for name in ("test", "valid")},
         "distractors": DISTRACTORS, "out_of_scope_items": sum(i.kind == "out_of_scope" for i in test),
-        "base": results["base"]["summary"], "tuned": results["tuned"]["summary"], "loss_gap": loss_gap(run),
+        "base": results["base"]["summary"], "tuned": results["tuned"]["summary"],
+        "paired": paired.paired_report(results["base"]["rows"], results["tuned"]["rows"], [item.kind for item in test], "base", "tuned"),
+        "loss_gap": loss_gap(run),
         "epochs": {name.split("-")[1]: result["summary"] for name, result in results.items() if name.startswith("epoch-")},
     }
 
@@ -128,15 +129,21 @@ def prediction_rows(test: list[Item], answers: dict, results: dict) -> list[dict
             for index, item in enumerate(test)]
 
 
+PAIRED_COLUMNS = ("difference", "ci_low", "ci_high", "p_value", "test", "significant")
+
+
 def summary_rows(report: dict) -> list[list]:
-    """evaluation_summary.csv: each metric's mean and 95% interval, base against fine-tuned ('' where there is none)."""
-    rows = [["metric", "base", "base_ci_low", "base_ci_high", "tuned", "tuned_ci_low", "tuned_ci_high"]]
-    for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope"):
-        b, t = report["base"][metric], report["tuned"][metric]
-        rows.append([metric, *(v if v is not None else "" for v in (b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]))])
-    b, t = report["base"]["auc_interval"], report["tuned"]["auc_interval"]
-    rows.append(["auc", b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"]])
-    rows.append(["perplexity", report["base"]["perplexity"], "", "", report["tuned"]["perplexity"], "", ""])
+    """evaluation_summary.csv: each metric's mean and 95% interval, base against fine-tuned, and the paired difference
+    tuned - base with its interval, p-value and test ('' where there is none)."""
+    rows = [["metric", "base", "base_ci_low", "base_ci_high", "tuned", "tuned_ci_low", "tuned_ci_high",
+             *(f"paired_{column}" for column in PAIRED_COLUMNS)]]
+    compared = report["paired"]["metrics"]
+    for metric in ("exact_match", "precision", "recall", "f1", "rouge_l", "top1_accuracy", "refusal_rate_out_of_scope", "auc"):
+        b, t = (report[variant]["auc_interval" if metric == "auc" else metric] for variant in ("base", "tuned"))
+        difference = compared.get(metric, {})
+        cells = (b["mean"], b["ci_low"], b["ci_high"], t["mean"], t["ci_low"], t["ci_high"], *(difference.get(c) for c in PAIRED_COLUMNS))
+        rows.append([metric, *("" if v is None else v for v in cells)])
+    rows.append(["perplexity", report["base"]["perplexity"], "", "", report["tuned"]["perplexity"], "", "", *[""] * len(PAIRED_COLUMNS)])
     return rows
 
 
