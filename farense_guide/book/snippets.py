@@ -4,7 +4,8 @@
 sets FARENSE_PROFILE=tiny so every command picks the tiny model, then runs snippets/*.sh with bash
 and snippets/*.py with Python in name order (the chapter number leads, so a later chapter finds
 the run an earlier one made), then executes guide/notebook.ipynb. It stops at the first failure
-and names the snippet.
+and names the snippet. The snippets in SEPARATE, which need nothing from the others and nothing of
+theirs is needed, run beside them in a copy of their own, to shorten the whole.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from farense_guide import blas
@@ -71,18 +73,73 @@ def run_notebook(path: Path, workdir: Path, env: dict[str, str], timeout: int) -
         os.environ.update(saved)
 
 
+# Snippets that build their own environment and that no later snippet needs: each runs beside the others, in its own
+# copy of the project (03_instalar makes a virtual environment and runs `nox -s all`, minutes spent installing).
+SEPARATE = ("03_instalar.sh",)
+
+
+@dataclass
+class Separate:
+    """A snippet running beside the others: its process, its copy of the project and the log of its output."""
+
+    name: Path
+    process: subprocess.Popen
+    log: Path
+    began: float
+
+    def failed(self) -> bool:
+        return self.process.poll() not in (None, 0)
+
+    def finish(self, timeout: int) -> bool:
+        """Wait for it, print what it printed, and say whether it passed."""
+        print(f"── {self.name} (ao lado dos outros, noutra cópia do projeto)", flush=True)
+        try:
+            code = self.process.wait(timeout=max(1, timeout - (time.perf_counter() - self.began)))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = "tempo esgotado"
+        print(self.log.read_text(errors="replace"), end="", flush=True)
+        if code != 0:
+            print(f"erro: o snippet {self.name} falhou (código {code}).", file=sys.stderr)
+            return False
+        print(f"   ok ({time.perf_counter() - self.began:.0f} s)", flush=True)
+        return True
+
+
+def start_separately(snippet: Path, workdir: Path, env: dict[str, str]) -> Separate:
+    """Run `snippet` in a temporary copy of `workdir` made now, before any other snippet changes it; output to a log."""
+    copy = Path(tempfile.mkdtemp(prefix=f"farense-snippets-{snippet.stem}-"))
+    shutil.copytree(workdir, copy, dirs_exist_ok=True)
+    log = copy / f"{snippet.stem}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command_for(copy / snippet.relative_to(workdir)), cwd=copy, env=env, stdout=output, stderr=subprocess.STDOUT)
+    return Separate(snippet.relative_to(workdir), process, log, time.perf_counter())
+
+
 def run_all(workdir: Path, profile: str = "tiny", only: str | None = None, start: str | None = None, timeout: int = 900) -> int:
     env = snippet_env(profile)
     snippets = [s for s in snippet_files(workdir) if (only is None or only in s.name) and (start is None or s.name >= start)]
-    for snippet in snippets:
-        name = snippet.relative_to(workdir)
-        print(f"── {name}", flush=True)
-        began = time.perf_counter()
-        result = subprocess.run(command_for(snippet), cwd=workdir, env=env, timeout=timeout)
-        if result.returncode != 0:
-            print(f"erro: o snippet {name} falhou (código {result.returncode}).", file=sys.stderr)
+    separate = [start_separately(s, workdir, env) for s in snippets if s.name in SEPARATE]
+    try:
+        for snippet in (s for s in snippets if s.name not in SEPARATE):
+            name = snippet.relative_to(workdir)
+            print(f"── {name}", flush=True)
+            began = time.perf_counter()
+            result = subprocess.run(command_for(snippet), cwd=workdir, env=env, timeout=timeout)
+            if result.returncode != 0:
+                print(f"erro: o snippet {name} falhou (código {result.returncode}).", file=sys.stderr)
+                return 1
+            print(f"   ok ({time.perf_counter() - began:.0f} s)", flush=True)
+            if any(lane.failed() for lane in separate):
+                break
+        if not all([lane.finish(timeout) for lane in separate]):
             return 1
-        print(f"   ok ({time.perf_counter() - began:.0f} s)", flush=True)
+    finally:
+        for lane in separate:
+            if lane.process.poll() is None:
+                lane.process.kill()
+                lane.process.wait()
+            shutil.rmtree(lane.log.parent, ignore_errors=True)
     if only is None or only in NOTEBOOK.name:
         print(f"── {NOTEBOOK}", flush=True)
         began = time.perf_counter()
