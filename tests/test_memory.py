@@ -101,3 +101,22 @@ def test_budget_is_the_gpu_limit_on_metal_and_free_ram_on_the_cpu():
     assert memory_budget("cpu", {}, available=int(20 * GB)) == int(20 * GB)
     assert memory_budget("gpu", {"memory_size": int(80 * GB)}, available=int(20 * GB)) == int(80 * GB)  # GPU memory, not RAM
     assert memory_budget("gpu", {}, available=int(20 * GB)) == int(20 * GB)  # nothing reported: RAM
+
+
+def test_preflight_cites_the_measured_peak_of_the_m1_profile_beside_its_estimate():
+    """runs/m1-shape-cuda is the m1-16gb profile run on a model of its shape (tools/gpu_m1_shape.sh)."""
+    import dataclasses
+    import json
+
+    from farense_guide.config import load_profile
+    from farense_guide.steps.preflight import MEASURED_PROFILES, measured_note
+
+    profile = load_profile("m1-16gb")
+    record = json.loads(MEASURED_PROFILES["m1-16gb"].read_text())
+    checkpointed = next(row for row in record["runs"] if row["grad_checkpoint"])
+    note = measured_note(profile, quantized=True)
+    assert f"{checkpointed['peak_gb']:.1f} GB" in note and "runs/m1-shape-cuda" in note
+    assert 0.85 <= checkpointed["estimate_over_peak"] <= 1.15
+    without = measured_note(dataclasses.replace(profile, grad_checkpoint=False), quantized=True)
+    assert without != note and without.startswith("; medido")
+    assert measured_note(profile, quantized=False) == "" and measured_note(load_profile("smollm2"), quantized=True) == ""

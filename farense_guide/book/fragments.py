@@ -260,6 +260,27 @@ def memory_table() -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n" + note, values
 
 
+M1_SHAPE_RECORD = Path("runs/m1-shape-cuda/m1_shape_record.json")  # tools/gpu_m1_shape.sh: the m1-16gb profile measured
+M1_SHAPE_FIELDS = ("estimate_gb", "peak_gb", "ratio", "tokens_per_second")
+
+
+def m1_shape_values(record_path: Path = M1_SHAPE_RECORD) -> dict[str, str]:
+    """The m1-16gb profile run on a Mistral-7B-shaped model on an NVIDIA GPU: estimate, measured peak, their ratio and
+    tokens/s after the first window, with and without checkpointing; «—» where the record is not here."""
+    runs = {"checkpoint": None, "no_checkpoint": None}
+    if record_path.exists():
+        record = read_json(record_path)
+        runs = {("checkpoint" if row["grad_checkpoint"] else "no_checkpoint"): row for row in record["runs"]}
+    values = {}
+    for key, row in runs.items():
+        cells = ((pt(row["estimate_gb"], 2), pt(row["peak_gb"], 2), pt(row["estimate_over_peak"], 2), pt(row["steady_tokens_per_second"], 0))
+                 if row else ("—",) * len(M1_SHAPE_FIELDS))
+        values.update({f"m1shape.{key}.{field}": cell for field, cell in zip(M1_SHAPE_FIELDS, cells)})
+    row = runs["checkpoint"]
+    values["m1shape.gpu"] = row["machine"].get("accelerator", "—") if row else "—"
+    return values
+
+
 def compute_values(stats_path: Path) -> dict[str, str]:
     """The compute bound of chapter 11: a 7B model on the M1 GPU, and the m1-16gb profile's epochs of the Farense data."""
     from farense_guide.config import load_profile
@@ -400,7 +421,8 @@ def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     run, reference, gpu = RunFolder(run_path), RunFolder(REFERENCE), RunFolder(GPU_RUN)
     files = [run.run_json, run.evaluation_report, stats_path, *sorted(config.PROFILE_DIR.glob("*.yaml"))]
     files += [run.tables / name for name in RUN_TABLES] + sorted(run.figures.glob("*.png")) + run.fuse_checks()
-    files += [reference.evaluation_report, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
+    files += [run.predictions, reference.evaluation_report, reference.predictions, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
+    files.append(M1_SHAPE_RECORD)
     code = [Path(path) for path in (__file__, memory.__file__, pt_format.__file__)]
     return Stamp(output / STAMP, files + code)
 
@@ -446,7 +468,7 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
         shutil.rmtree(output)
     (output / "figures").mkdir(parents=True)
     values = {**run_values(run_path), **evaluation_values(run_path), **data_values(stats_path), **profile_values(),
-              **compute_values(stats_path)}
+              **compute_values(stats_path), **m1_shape_values()}
     memory_markdown, memory_values = memory_table()
     gpu_markdown, gpu_values = gpu_comparison(run_path, GPU_RUN)
     fuse_markdown, fuse_values = fuse_fragment(run_path)

@@ -20,7 +20,7 @@ from farense_guide.inference import default_quantized
 from farense_guide.machine import blas_state, detect_mlx, device_info, read_memory
 from farense_guide.memory import GB, Fit, ModelShape, check_profile_memory, format_gb, memory_budget, model_shape
 from farense_guide.models import EMBEDDED_NAMES, cache_root, is_available_offline
-from farense_guide.runs import write_json
+from farense_guide.runs import read_json, write_json
 
 MIN_PYTHON = (3, 11)
 MIN_FREE_DISK = 5 * GB
@@ -170,14 +170,32 @@ def check_model(profile: Profile) -> Check:
 FIT_STATUS = {Fit.FITS: Status.OK, Fit.TIGHT: Status.WARNING, Fit.DOES_NOT_FIT: Status.ERROR}
 
 
+# The m1-16gb profile run on a model of its shape on an NVIDIA GPU (tools/gpu_m1_shape.sh), in the project's folder.
+MEASURED_PROFILES = {"m1-16gb": Path(__file__).resolve().parents[2] / "runs" / "m1-shape-cuda" / "m1_shape_record.json"}
+
+
+def measured_note(profile: Profile, quantized: bool) -> str:
+    """«medido: …» from the record of this profile run on a model of its shape (in 4 bits, on a GPU), where the project
+    has one and the training would also keep the base in 4 bits; else ''."""
+    record_path = MEASURED_PROFILES.get(profile.name)
+    if not quantized or record_path is None or not record_path.exists():
+        return ""
+    row = next((r for r in read_json(record_path)["runs"] if r["grad_checkpoint"] == profile.grad_checkpoint), None)
+    if row is None:
+        return ""
+    return (f"; medido numa {row['machine'].get('accelerator', 'GPU')}, num modelo com esta forma e o vocabulário do SmolLM2: "
+            f"pico de {format_gb(row['peak_gb'] * GB)} para {format_gb(row['estimate_gb'] * GB)} estimados (runs/{record_path.parent.name})")
+
+
 def check_memory_estimate(profile: Profile, shape: ModelShape | None, quantized: bool, budget: int | None) -> tuple[Check, dict]:
-    """The training's estimated peak against the budget; the details are what preflight.json records."""
+    """The training's estimated peak against the budget, and what was measured where the profile has a record; the
+    details are what preflight.json records."""
     label = f"Memória do treino ({profile.name})"
     if shape is None:
         return Check("memory_estimate", label, "sem a forma do modelo, não há estimativa", Status.WARNING), {}
     memory = check_profile_memory(profile, shape, quantized, budget)
     status = FIT_STATUS[memory.fit] if memory.fit else Status.WARNING  # an unknown budget: a warning
-    return Check("memory_estimate", label, memory.summary, status, memory.hint), memory.details
+    return Check("memory_estimate", label, memory.summary + measured_note(profile, quantized), status, memory.hint), memory.details
 
 
 def run_preflight(profile: Profile, runs_dir: Path = Path("runs"), system: str | None = None) -> dict:
