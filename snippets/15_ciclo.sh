@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Capítulo 15: o ciclo de melhoria. As perguntas em que o run falhou, a reconstrução dos dados a partir de
-# data/source/, um treino novo e a comparação de dois runs no mesmo conjunto de teste.
+# data/source/, um treino novo e a comparação de dois runs, pergunta a pergunta, no mesmo conjunto de teste.
 set -euo pipefail
 test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
 # A avaliação de runs/farense é a do capítulo 10; se este snippet correr sozinho, faz-se aqui (o mesmo comando).
@@ -32,26 +32,12 @@ export FARENSE_PROFILE=tiny
 # sem alterações em data/source/, a reconstrução dá os mesmos ficheiros, byte a byte
 [ "$(cat data/train.jsonl data/valid.jsonl data/test.jsonl | cksum)" = "$antes" ]
 
+# Um run contra si mesmo: todas as diferenças são zero e nenhuma é significativa.
 # --8<-- [start:comparar]
-compara_runs() {
-    python - "$@" <<'PY'
-import json
-import sys
-from pathlib import Path
-
-reports = {run: json.loads((Path(run) / "evaluation" / "evaluation_report.json").read_text(encoding="utf-8"))
-           for run in sys.argv[1:]}
-for metric in ("f1", "exact_match", "rouge_l", "refusal_rate_out_of_scope"):
-    cells = []
-    for run, report in reports.items():
-        value = report["tuned"][metric]
-        cells.append(f"{run} {value['mean']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]")
-    print(f"{metric:<26}" + "  ·  ".join(cells))
-print("itens de teste: " + ", ".join(f"{run} {report['items']}" for run, report in reports.items()))
-PY
-}
+farense-guide compare runs/farense runs/farense --json runs/farense/evaluation/compare.json
 # --8<-- [end:comparar]
-compara_runs runs/farense runs/farense | grep -q "^f1 "
+grep -q '"significant": false' runs/farense/evaluation/compare.json
+! grep -q '"significant": true' runs/farense/evaluation/compare.json
 
 # O treino novo e as duas avaliações levam minutos: só correm com FARENSE_SNIPPETS_CICLO=1.
 retreinar() {
@@ -59,7 +45,7 @@ retreinar() {
 farense-guide train --run-name farense-2
 farense-guide evaluate runs/farense-2
 farense-guide evaluate runs/farense      # o run antigo, de novo, no test.jsonl de agora
-compara_runs runs/farense runs/farense-2
+farense-guide compare runs/farense runs/farense-2
 # --8<-- [end:retreinar]
 }
 if [ "${FARENSE_SNIPPETS_CICLO:-0}" = 1 ]; then retreinar; fi

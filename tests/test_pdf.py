@@ -65,7 +65,7 @@ def test_every_figure_of_the_run_is_embedded(site_project, pdf):
     _, reader = pdf
     embedded = [image.image.convert("RGB").tobytes() for page in reader.pages for image in page.images]
     figures = sorted((site_project / "guide" / "_generated" / "figures").glob("*.png"))
-    assert len(figures) == 7
+    assert len(figures) == 8  # the run's figures, paired_differences.png included
     for figure in figures:
         assert Image.open(figure).convert("RGB").tobytes() in embedded, figure.name
 

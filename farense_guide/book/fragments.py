@@ -174,7 +174,8 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
     values = {"bootstrap_resamples": str(defaults["resamples"].default),
               "bootstrap_confidence": pt(100 * defaults["confidence"].default, 0) + "%",
               "items": str(report["items"]), "out_of_scope_items": str(report["out_of_scope_items"]),
-              "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não"}
+              "distractors": str(report["distractors"]), "limited": "sim" if report.get("limit") else "não",
+              "wilson_no_refusal": pt_interval(metrics.wilson_interval(0, report["out_of_scope_items"]).as_dict())}
     for variant in ("base", "tuned"):
         values.update({f"{variant}.{key}": value for key, value in variant_values(report[variant]).items()})
     values.update(comparison_values(report))
@@ -262,6 +263,7 @@ def memory_table() -> tuple[str, dict[str, str]]:
 
 M1_SHAPE_RECORD = Path("runs/m1-shape-cuda/m1_shape_record.json")  # tools/gpu_m1_shape.sh: the m1-16gb profile measured
 M1_SHAPE_FIELDS = ("estimate_gb", "peak_gb", "ratio", "tokens_per_second")
+ESTIMATE_TOLERANCE = 0.15  # how far from a measured peak the memory estimate may be (the issue that asked for the record)
 
 
 def m1_shape_values(record_path: Path = M1_SHAPE_RECORD) -> dict[str, str]:
@@ -278,6 +280,7 @@ def m1_shape_values(record_path: Path = M1_SHAPE_RECORD) -> dict[str, str]:
         values.update({f"m1shape.{key}.{field}": cell for field, cell in zip(M1_SHAPE_FIELDS, cells)})
     row = runs["checkpoint"]
     values["m1shape.gpu"] = row["machine"].get("accelerator", "—") if row else "—"
+    values["m1shape.tolerance"] = f"{ESTIMATE_TOLERANCE:.0%}"
     return values
 
 
