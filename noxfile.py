@@ -100,6 +100,23 @@ def evaluate(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def llamacpp(session: nox.Session) -> None:
+    """O GGUF exportado de um run no llama.cpp, contra o modelo fundido do MLX: `nox -s llamacpp -- runs/<nome>`.
+
+    Instala o llama-cpp-python (compila o llama.cpp: minutos, da primeira vez), exporta o GGUF se ainda não existir e
+    escreve runs/<nome>/export/llamacpp_check.json.
+    """
+    install(session)
+    session.install("llama-cpp-python>=0.3")
+    args = package_args(session)
+    if not args:
+        session.error("falta o run: nox -s llamacpp -- runs/<nome>")
+    if not list((Path(args[0]) / "export").glob("*.gguf")):
+        step(session, "export", "farense-guide", "export", args[0], "--gguf")
+    step(session, "llamacpp", "python", "-m", "farense_guide.steps.llamacpp_check", *args)
+
+
+@nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Gera figuras e tabelas de um run a partir do JSON: `nox -s report -- runs/<nome>`."""
     install(session)

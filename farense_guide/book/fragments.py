@@ -284,6 +284,18 @@ def m1_shape_values(record_path: Path = M1_SHAPE_RECORD) -> dict[str, str]:
     return values
 
 
+def llamacpp_values(run_path: Path) -> dict[str, str]:
+    """The run's GGUF in llama.cpp against the fused MLX model (export/llamacpp_check.json); «—» where it was not run."""
+    path = RunFolder(run_path).export / "llamacpp_check.json"
+    check = read_json(path) if path.exists() else None
+    values = {"identical": str(check["identical"]) if check else "—", "items": str(check["items"]) if check else "—",
+              "share": pt(100 * check["identical_share"], 1) if check else "—",
+              "f1_llamacpp": pt(check["f1_llamacpp"], 3) if check else "—", "f1_fused": pt(check["f1_fused"], 3) if check else "—",
+              "version": check["llama_cpp_python"] if check else "—", "differing": str(check["differing"]) if check else "—",
+              "as_float16": str(check["differing_as_mlx_float16"]) if check and check.get("differing_as_mlx_float16") is not None else "—"}
+    return {f"llamacpp.{key}": value for key, value in values.items()}
+
+
 def compute_values(stats_path: Path) -> dict[str, str]:
     """The compute bound of chapter 11: a 7B model on the M1 GPU, and the m1-16gb profile's epochs of the Farense data."""
     from farense_guide.config import load_profile
@@ -425,7 +437,7 @@ def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     files = [run.run_json, run.evaluation_report, stats_path, *sorted(config.PROFILE_DIR.glob("*.yaml"))]
     files += [run.tables / name for name in RUN_TABLES] + sorted(run.figures.glob("*.png")) + run.fuse_checks()
     files += [run.predictions, reference.evaluation_report, reference.predictions, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
-    files.append(M1_SHAPE_RECORD)
+    files += [M1_SHAPE_RECORD, run.export / "llamacpp_check.json"]
     code = [Path(path) for path in (__file__, memory.__file__, pt_format.__file__)]
     return Stamp(output / STAMP, files + code)
 
@@ -471,7 +483,7 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
         shutil.rmtree(output)
     (output / "figures").mkdir(parents=True)
     values = {**run_values(run_path), **evaluation_values(run_path), **data_values(stats_path), **profile_values(),
-              **compute_values(stats_path), **m1_shape_values()}
+              **compute_values(stats_path), **m1_shape_values(), **llamacpp_values(run_path)}
     memory_markdown, memory_values = memory_table()
     gpu_markdown, gpu_values = gpu_comparison(run_path, GPU_RUN)
     fuse_markdown, fuse_values = fuse_fragment(run_path)
