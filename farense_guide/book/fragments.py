@@ -153,6 +153,25 @@ def unpaired_f1_values(run_path: Path) -> dict[str, str]:
             "f1.correlation": pt(float(np.corrcoef(base, tuned)[0, 1]) if np.std(base) and np.std(tuned) else None, 2)}
 
 
+def tuned_pairing_values(run_path: Path, other: Path) -> dict[str, str]:
+    """Two runs' fine-tuned F1 on their common test questions: their correlation, and the width of the difference's
+    interval paired and unpaired (chapter 10: what pairing buys between two fine-tuned runs)."""
+    from farense_guide import paired
+
+    names = ("f1.correlation_gpu_run", "f1.gpu_run_paired_width", "f1.gpu_run_unpaired_width")
+    paths = [RunFolder(run_path).predictions, RunFolder(other).predictions]
+    if not all(path.exists() for path in paths):
+        return dict.fromkeys(names, "—")
+    first, second = ({row["id"]: row["tuned_scores"]["f1"] for row in read_jsonl(path)} for path in paths)
+    common = [question for question in first if question in second]
+    x, y = [first[q] for q in common], [second[q] for q in common]
+    if len(common) < 3 or not np.std(x) or not np.std(y):
+        return dict.fromkeys(names, "—")
+    difference, unpaired = paired.paired_bootstrap(x, y), paired.unpaired_bootstrap(x, y)
+    return dict(zip(names, (pt(float(np.corrcoef(x, y)[0, 1]), 2), pt(difference.ci_high - difference.ci_low, 3),
+                            pt(unpaired.high - unpaired.low, 3))))
+
+
 def comparison_values(report: dict) -> dict[str, str]:
     """Tuned minus base (the paired comparison and the plain difference of means), and the loss gap at the end."""
     values = {f"gain.{metric}": pt(report["tuned"][metric]["mean"] - report["base"][metric]["mean"], 3)
@@ -180,6 +199,7 @@ def evaluation_values(run_path: Path) -> dict[str, str]:
         values.update({f"{variant}.{key}": value for key, value in variant_values(report[variant]).items()})
     values.update(comparison_values(report))
     values.update(unpaired_f1_values(run_path))
+    values.update(tuned_pairing_values(run_path, GPU_RUN))
     return {f"eval.{key}": value for key, value in values.items()}
 
 
@@ -436,7 +456,8 @@ def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     run, reference, gpu = RunFolder(run_path), RunFolder(REFERENCE), RunFolder(GPU_RUN)
     files = [run.run_json, run.evaluation_report, stats_path, *sorted(config.PROFILE_DIR.glob("*.yaml"))]
     files += [run.tables / name for name in RUN_TABLES] + sorted(run.figures.glob("*.png")) + run.fuse_checks()
-    files += [run.predictions, reference.evaluation_report, reference.predictions, gpu.run_json, gpu.evaluation_report, *gpu.fuse_checks()]
+    files += [run.predictions, reference.evaluation_report, reference.predictions, gpu.run_json, gpu.evaluation_report,
+              gpu.predictions, *gpu.fuse_checks()]
     files += [M1_SHAPE_RECORD, run.export / "llamacpp_check.json"]
     code = [Path(path) for path in (__file__, memory.__file__, pt_format.__file__)]
     return Stamp(output / STAMP, files + code)
