@@ -31,7 +31,7 @@ def worker(code: Path, run_path: Path, variant: str, limit: int | None, max_toke
     # The project is installed in editable mode, whose import hook comes before sys.path: take it out.
     sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in getattr(finder, "__module__", "")]
     sys.path.insert(0, str(code))
-    from farense_guide.runs import RunFolder, write_json
+    from farense_guide.runs import RunFolder
     from farense_guide.steps import evaluate
 
     assert Path(evaluate.__file__).is_relative_to(code), evaluate.__file__
@@ -46,12 +46,9 @@ def worker(code: Path, run_path: Path, variant: str, limit: int | None, max_toke
         score_variant = evaluate.score_variant
     result, answers = score_variant(info, adapter, test, valid, max_tokens, lambda done: None)
     seconds = time.perf_counter() - start
-    if save:
-        from farense_guide.runs import file_sha256
-
+    if save:  # only ever with this commit's code
         settings = evaluate.variant_settings(info, Path(info.profile.data), limit, max_tokens)
-        digest = file_sha256(adapter / "adapters.safetensors") if adapter else None
-        write_json(run.evaluated_variant(variant), {"key": {**settings, "adapter": digest}, "result": result, "answers": answers})
+        evaluate.save_variant(run.evaluated_variant(variant), evaluate.variant_key(settings, adapter), result, answers)
     out.write_text(json.dumps({"seconds": seconds, "result": result, "answers": answers}))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farense_guide import plots
+from farense_guide.paired import ALPHA
 from farense_guide.pt_format import pt, pt_difference, pt_mean_interval, pt_p_value
 from farense_guide.runs import RunFolder, RunInfo, Stamp, read_json, safe_write
 
@@ -52,7 +53,7 @@ def evaluation_table(report: dict) -> str:
     note = (f"\n{report['items']} perguntas de teste ({report['out_of_scope_items']} fora do âmbito). Entre parênteses retos, "
             "intervalos de confiança de 95%: por bootstrap para as médias, de Wilson para as proporções (exact match, top-1, "
             "recusas). «Afinado − base» é a diferença emparelhada, nas mesmas perguntas, com o seu intervalo por bootstrap "
-            "emparelhado; o teste dá o valor p (McNemar exato nas métricas de sim/não); a negrito, as diferenças com p < 0,05.\n")
+            f"emparelhado; o teste dá o valor p (McNemar exato nas métricas de sim/não); a negrito, as diferenças com p < {pt(ALPHA, 2)}.\n")
     return "\n".join(rows) + "\n" + note
 
 

@@ -136,40 +136,47 @@ def paired_values(report: dict) -> dict[str, str]:
     return values
 
 
-def unpaired_f1_values(run_path: Path) -> dict[str, str]:
-    """The F1 difference's interval when each model's questions are resampled on their own, as if the two had answered
-    different questions: what ignoring the pairing costs (chapter 10)."""
+def f1_pairing(first: list[float], second: list[float]) -> tuple[float, float, metrics.Interval] | None:
+    """Two models' per-question F1: their correlation, the width of their difference's paired interval, and the
+    difference's interval when the pairing is ignored (each model's questions resampled on their own); None where
+    there is too little to say."""
     from farense_guide import paired
 
+    if len(first) < 3 or not np.std(first) or not np.std(second):
+        return None
+    difference = paired.paired_bootstrap(first, second)
+    return float(np.corrcoef(first, second)[0, 1]), difference.ci_high - difference.ci_low, paired.unpaired_bootstrap(first, second)
+
+
+def unpaired_f1_values(run_path: Path) -> dict[str, str]:
+    """Base against tuned F1 with the pairing ignored, against the paired interval: what ignoring the pairing costs
+    (chapter 10)."""
     path = RunFolder(run_path).predictions
     rows = read_jsonl(path) if path.exists() else []
-    if not rows:
-        return {key: "—" for key in ("unpaired.f1.ci", "unpaired.f1.width", "unpaired.f1.versus", "f1.correlation")}
-    base, tuned = [r["base_scores"]["f1"] for r in rows], [r["tuned_scores"]["f1"] for r in rows]
-    unpaired, paired_width = paired.unpaired_bootstrap(base, tuned), paired.paired_bootstrap(base, tuned)
-    width, paired_width = unpaired.high - unpaired.low, paired_width.ci_high - paired_width.ci_low
+    pairing = f1_pairing([r["base_scores"]["f1"] for r in rows], [r["tuned_scores"]["f1"] for r in rows])
+    if pairing is None:
+        return dict.fromkeys(("unpaired.f1.ci", "unpaired.f1.width", "unpaired.f1.versus", "f1.correlation", "paired.f1.width"), "—")
+    correlation, paired_width, unpaired = pairing
+    width = unpaired.high - unpaired.low
     return {"unpaired.f1.ci": pt_signed_interval({"ci_low": unpaired.low, "ci_high": unpaired.high}), "unpaired.f1.width": pt(width, 3),
             "unpaired.f1.versus": "mais largo" if width > paired_width else "mais estreito" if width < paired_width else "tão largo",
-            "f1.correlation": pt(float(np.corrcoef(base, tuned)[0, 1]) if np.std(base) and np.std(tuned) else None, 2)}
+            "f1.correlation": pt(correlation, 2), "paired.f1.width": pt(paired_width, 3)}
 
 
 def tuned_pairing_values(run_path: Path, other: Path) -> dict[str, str]:
     """Two runs' fine-tuned F1 on their common test questions: their correlation, and the width of the difference's
     interval paired and unpaired (chapter 10: what pairing buys between two fine-tuned runs)."""
-    from farense_guide import paired
-
     names = ("f1.correlation_gpu_run", "f1.gpu_run_paired_width", "f1.gpu_run_unpaired_width")
     paths = [RunFolder(run_path).predictions, RunFolder(other).predictions]
     if not all(path.exists() for path in paths):
         return dict.fromkeys(names, "—")
     first, second = ({row["id"]: row["tuned_scores"]["f1"] for row in read_jsonl(path)} for path in paths)
     common = [question for question in first if question in second]
-    x, y = [first[q] for q in common], [second[q] for q in common]
-    if len(common) < 3 or not np.std(x) or not np.std(y):
+    pairing = f1_pairing([first[q] for q in common], [second[q] for q in common])
+    if pairing is None:
         return dict.fromkeys(names, "—")
-    difference, unpaired = paired.paired_bootstrap(x, y), paired.unpaired_bootstrap(x, y)
-    return dict(zip(names, (pt(float(np.corrcoef(x, y)[0, 1]), 2), pt(difference.ci_high - difference.ci_low, 3),
-                            pt(unpaired.high - unpaired.low, 3))))
+    correlation, paired_width, unpaired = pairing
+    return dict(zip(names, (pt(correlation, 2), pt(paired_width, 3), pt(unpaired.high - unpaired.low, 3))))
 
 
 def comparison_values(report: dict) -> dict[str, str]:
@@ -178,8 +185,6 @@ def comparison_values(report: dict) -> dict[str, str]:
               for metric in ("f1", "rouge_l", "top1_accuracy")}
     values["gain.auc"] = pt(report["tuned"]["auc"] - report["base"]["auc"], 3)
     values.update(paired_values(report))
-    f1 = report.get("paired", {}).get("metrics", {}).get("f1")
-    values["paired.f1.width"] = pt(f1["ci_high"] - f1["ci_low"], 3) if f1 else "—"
     gap = report.get("loss_gap") or {}
     if gap:
         values.update({"loss_gap.train": pt(gap["train_loss"], 3), "loss_gap.valid": pt(gap["val_loss"], 3),
@@ -307,13 +312,14 @@ def m1_shape_values(record_path: Path = M1_SHAPE_RECORD) -> dict[str, str]:
 def llamacpp_values(run_path: Path) -> dict[str, str]:
     """The run's GGUF in llama.cpp against the fused MLX model (export/llamacpp_check.json); «—» where it was not run."""
     path = RunFolder(run_path).export / "llamacpp_check.json"
-    check = read_json(path) if path.exists() else None
-    values = {"identical": str(check["identical"]) if check else "—", "items": str(check["items"]) if check else "—",
-              "share": pt(100 * check["identical_share"], 1) if check else "—",
-              "f1_llamacpp": pt(check["f1_llamacpp"], 3) if check else "—", "f1_fused": pt(check["f1_fused"], 3) if check else "—",
-              "version": check["llama_cpp_python"] if check else "—", "differing": str(check["differing"]) if check else "—",
-              "as_float16": str(check["differing_as_mlx_float16"]) if check and check.get("differing_as_mlx_float16") is not None else "—"}
-    return {f"llamacpp.{key}": value for key, value in values.items()}
+    names = ("identical", "items", "share", "f1_llamacpp", "f1_fused", "version", "differing", "as_float16")
+    if not path.exists():
+        return {f"llamacpp.{name}": "—" for name in names}
+    check = read_json(path)
+    as_float16 = check.get("differing_as_mlx_float16")
+    cells = (str(check["identical"]), str(check["items"]), pt(100 * check["identical_share"], 1), pt(check["f1_llamacpp"], 3),
+             pt(check["f1_fused"], 3), check["llama_cpp_python"], str(check["differing"]), "—" if as_float16 is None else str(as_float16))
+    return {f"llamacpp.{name}": cell for name, cell in zip(names, cells)}
 
 
 def compute_values(stats_path: Path) -> dict[str, str]:

@@ -59,6 +59,15 @@ def variant_settings(info: RunInfo, data: Path, limit: int | None, max_tokens: i
             "code": hashlib.sha256(code).hexdigest()}
 
 
+def variant_key(settings: dict, adapter: Path | None) -> dict:
+    """What a variant's saved result is reused for: these settings and this adapter's bytes (none for the base)."""
+    return {**settings, "adapter": file_sha256(adapter / "adapters.safetensors") if adapter else None}
+
+
+def save_variant(path: Path, key: dict, result: dict, answers: list[str]) -> Path:
+    return write_json(path, {"key": key, "result": result, "answers": answers})
+
+
 def saved_variant(run: RunFolder, name: str, key: dict) -> Path | None:
     """A saved result of this variant with this key: the run's own, or for the base model (the same for every run on
     the same model, data, settings and code) another run's beside it, e.g. runs/reference's."""
@@ -84,13 +93,13 @@ def evaluate_variants(run: RunFolder, info: RunInfo, test: list[Item], valid: li
         for name, adapter in variants_of(run).items():
             label = variant_label(name)
             advance = bars.add(f"avaliação ({label})", per_variant)
-            digest = file_sha256(adapter / "adapters.safetensors") if adapter else None
+            key = variant_key(settings, adapter)
+            digest = key["adapter"]
             if same := next((done for done, other in evaluated.items() if other == digest), None):
                 results[name], answers[name] = results[same], answers[same]  # e.g. the best adapter is the last epoch's
                 advance(per_variant)
                 continue
             evaluated[name] = digest
-            key = {**settings, "adapter": digest}
             if saved := saved_variant(run, name, key):
                 done = read_json(saved)
                 results[name], answers[name] = done["result"], done["answers"]
@@ -101,7 +110,7 @@ def evaluate_variants(run: RunFolder, info: RunInfo, test: list[Item], valid: li
                 continue
             saved = run.evaluated_variant(name)
             results[name], answers[name] = score_variant(info, adapter, test, valid, settings["max_tokens"], advance)
-            write_json(saved, {"key": key, "result": results[name], "answers": answers[name]})
+            save_variant(saved, key, results[name], answers[name])
             summary = results[name]["summary"]
             bars.print(f"{label}: F1 {summary['f1']['mean']:.3f}, AUC {summary['auc']:.3f} (guardado em {saved})")
     return results, answers

@@ -72,14 +72,14 @@ def compare_with_float16(run: RunFolder, items: list, differing: list[dict], max
 
 def check_run(run_path: Path, max_tokens: int = 96, limit: int | None = None, explain: bool = True) -> dict:
     try:
-        from llama_cpp import Llama
+        import llama_cpp
     except ImportError:
         raise FarenseError("o llama-cpp-python não está instalado.", hint="nox -s llamacpp -- runs/<nome> (instala-o e corre esta verificação)") from None
     run = RunFolder(run_path)
     info = run.read_info()
     gguf, fused = exported_gguf(run), fused_answers(run)
     items = [item for item in load_items(Path(info.profile.data) / "test.jsonl", limit) if item.item_id in fused]
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=os.cpu_count(), seed=0, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=2048, n_threads=os.cpu_count(), seed=0, verbose=False)
     rows, began = [], time.perf_counter()
     with task_bars() as bars:
         advance = bars.add("llama.cpp", len(items))
@@ -94,7 +94,6 @@ def check_run(run_path: Path, max_tokens: int = 96, limit: int | None = None, ex
     differing = [row for row in rows if not row["identical"]]
     if differing and explain:
         compare_with_float16(run, items, differing, max_tokens)
-    import llama_cpp
 
     check = {"run": info.name, "gguf": str(gguf), "gguf_sha256": file_sha256(gguf), "llama_cpp_python": llama_cpp.__version__,
              "chat_template": "o do GGUF (tokenizer.chat_template)", "max_tokens": max_tokens, "items": len(rows),
