@@ -384,3 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrompido.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of a pipe left early (`| head`): what it wanted was printed. Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again, as Python's docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -24,7 +24,9 @@ run_tests() {
 nox -s tests
 # --8<-- [end:testes]
 }
-nox -l | grep -Eq '^[*-] tests( |$)'
+# A lista vai para uma variável: com `nox -l | grep -q`, o grep fecha o tubo cedo e o nox morre com BrokenPipeError.
+sessoes="$(nox -l)"
+grep -Eq '^[*-] tests( |$)' <<<"$sessoes"
 if [ "${FARENSE_SNIPPETS_TESTS:-0}" = 1 ]; then run_tests; fi
 
 # O caminho sem nox, no mesmo ambiente virtual: o pacote em modo editável e o modelo embutido.

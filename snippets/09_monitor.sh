@@ -4,4 +4,5 @@ set -euo pipefail
 # --8<-- [start:monitor]
 farense-guide monitor runs/farense --once
 # --8<-- [end:monitor]
-farense-guide monitor runs/farense --once | grep -q "perda de validação"
+instantaneo="$(farense-guide monitor runs/farense --once)"
+grep -q "perda de validação" <<<"$instantaneo"
