@@ -162,6 +162,20 @@ def add_compare(subcommands) -> None:
     parser.set_defaults(handler=commands.run_compare_command, uses_mlx=False)
 
 
+def add_study(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "study",
+        help="tabela e figura do estudo da receita (runs/study): qualidade contra minutos de treino no CPU",
+        description="Lê cada run terminado da pasta (uma variação do perfil por run) e escreve study.json, study.csv e study.png: "
+        "a perda de validação, o F1, a AUC e as recusas no teste (dos runs avaliados) e os minutos de treino no CPU, medidos nos "
+        "runs feitos no CPU e estimados nos outros a partir dos runs curtos de calibration/ (segundos por passo no CPU).",
+    )
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("runs/study"), help="pasta do estudo (por omissão: runs/study)")
+    parser.add_argument("--with", dest="others", type=Path, action="append", default=[], metavar="RUN",
+                        help="junta este run à tabela (por exemplo runs/reference, a receita de hoje); repetível")
+    parser.set_defaults(handler=commands.run_study_command, uses_mlx=False)
+
+
 def add_report(subcommands) -> None:
     parser = subcommands.add_parser(
         "report",
@@ -357,7 +371,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"farense-guide {__version__}", help="mostra a versão e sai")
     subcommands = parser.add_subparsers(title="comandos", metavar="COMANDO", parser_class=Parser, help="o passo a correr")
-    for add in (add_preflight, add_model, add_chat, add_data, add_train, add_monitor, add_evaluate, add_compare, add_report,
+    for add in (add_preflight, add_model, add_chat, add_data, add_train, add_monitor, add_evaluate, add_compare, add_study, add_report,
                 add_fragments, add_pdf, add_fuse, add_export):
         add(subcommands)
     return parser

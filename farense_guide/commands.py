@@ -235,6 +235,15 @@ def run_evaluate_command(args) -> int:
     return 0
 
 
+def run_study_command(args) -> int:
+    """The recipe study's table and figure from its run folders."""
+    from farense_guide.study import build_study
+
+    for path in build_study(args.folder, args.others):
+        print(path)
+    return 0
+
+
 def run_compare_command(args) -> int:
     from rich.console import Console
     from rich.table import Table
