@@ -120,7 +120,7 @@ def add_chat(subcommands) -> None:
     )
     parser.add_argument("question", nargs="?", help="a pergunta; sem ela, modo de conversa")
     parser.add_argument("--prompt", "-p", dest="prompt", help="o mesmo que a pergunta posicional")
-    parser.add_argument("--model", default="smollm2", help="modelo base (por omissão: smollm2; com --adapter, o do adaptador)")
+    parser.add_argument("--model", help="modelo base (por omissão: smollm2; com --adapter, o do adaptador, e só esse)")
     parser.add_argument("--adapter", type=Path, help="pasta de adaptadores ou de um run (p. ex. runs/<nome>)")
     parser.add_argument("--base", action="store_true", help="responde também com o modelo base, sem o adaptador")
     parser.add_argument("--system", default=FARENSE_SYSTEM_PROMPT, help="mensagem de sistema (por omissão: a do conjunto de dados)")
@@ -143,6 +143,7 @@ def add_evaluate(subcommands) -> None:
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--limit", type=integer_argument, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
     parser.add_argument("--max-tokens", type=integer_argument, default=96, help="máximo de tokens por resposta (por omissão: 96)")
+    parser.add_argument("--allow-running", action="store_true", help="avalia mesmo que o treino do run ainda esteja a decorrer")
     parser.set_defaults(handler=commands.run_evaluate_command, uses_mlx=True)
 
 
@@ -185,6 +186,7 @@ def add_report(subcommands) -> None:
     )
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--force", action="store_true", help="refaz tudo mesmo que nada tenha mudado")
+    parser.add_argument("--allow-running", action="store_true", help="gera o relatório mesmo que o treino do run ainda esteja a decorrer")
     parser.set_defaults(handler=commands.run_report_command, uses_mlx=False)
 
 
@@ -239,6 +241,7 @@ def add_fuse(subcommands) -> None:
                         help=f"fração mínima de respostas iguais (por omissão: {DEFAULT_MIN_MATCH})")
     parser.add_argument("--max-f1-drop", type=number_argument, default=DEFAULT_MAX_F1_DROP, metavar="VALOR",
                         help=f"descida máxima do F1 médio (por omissão: {DEFAULT_MAX_F1_DROP})")
+    parser.add_argument("--allow-running", action="store_true", help="funde mesmo que o treino do run ainda esteja a decorrer")
     parser.set_defaults(handler=commands.run_fuse_command, uses_mlx=True)
 
 
@@ -254,6 +257,7 @@ def add_export(subcommands) -> None:
     parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
     parser.add_argument("--gguf", action="store_true", help="formato GGUF (o único por agora)")
     parser.add_argument("--output", type=Path, metavar="PASTA", help="pasta de saída (por omissão: runs/<nome>/export)")
+    parser.add_argument("--allow-running", action="store_true", help="exporta mesmo que o treino do run ainda esteja a decorrer")
     parser.set_defaults(handler=commands.run_export_command, uses_mlx=True)
 
 
@@ -326,9 +330,11 @@ def add_data(subcommands) -> None:
 
     clean = actions.add_parser("clean", help="escreve cópias limpas noutra pasta, com relatório",
                                description="Escreve cópias limpas dos ficheiros numa pasta nova e um relatório "
-                               "(clean_report.json e .md) do que foi removido ou alterado e porquê. A entrada nunca é alterada.")
+                               "(clean_report.json e .md) do que foi removido ou alterado e porquê. A entrada nunca é alterada; "
+                               "uma pasta de saída com ficheiros só é substituída com --force.")
     clean.add_argument("target", type=Path, help="pasta ou ficheiro .jsonl de entrada")
     clean.add_argument("--output", type=Path, required=True, help="pasta de saída (não pode ser a de entrada)")
+    clean.add_argument("--force", action="store_true", help="substitui por inteiro uma pasta de saída que já tenha ficheiros")
     clean.add_argument("--system-prompt", help="mensagem de sistema a pôr nos pares question/answer convertidos para chat")
     clean.set_defaults(handler=commands.run_clean_command, uses_mlx=False)
     add_token_options(clean)
@@ -337,7 +343,8 @@ def add_data(subcommands) -> None:
                                description="Divide os exemplos em train.jsonl, valid.jsonl e test.jsonl; a mesma semente dá "
                                "sempre os mesmos ficheiros, e perguntas iguais (normalizadas) ficam no mesmo conjunto.")
     split.add_argument("target", type=Path, help="ficheiro .jsonl (ou pasta) com todos os exemplos")
-    split.add_argument("--output", type=Path, required=True, help="pasta de saída")
+    split.add_argument("--output", type=Path, required=True, help="pasta de saída (vazia ou nova)")
+    split.add_argument("--force", action="store_true", help="substitui por inteiro uma pasta de saída que já tenha ficheiros")
     split.add_argument("--seed", type=integer_argument, default=0, help="semente (por omissão: 0)")
     split.add_argument("--valid", type=number_argument, default=0.1, help="fração para validação (por omissão: 0.1)")
     split.add_argument("--test", type=number_argument, default=0.1, help="fração para teste (por omissão: 0.1)")

@@ -82,7 +82,7 @@ def run_clean_command(args) -> int:
 
     require_input(args.target)
     model, max_seq_length, tokenizer = token_settings(args)
-    changes = clean.clean(args.target, args.output, args.system_prompt, tokenizer, max_seq_length)
+    changes = clean.clean(args.target, args.output, args.system_prompt, tokenizer, max_seq_length, force=args.force)
     removed = sum(1 for c in changes if c.action == "removido")
     print(f"{len(changes)} alterações ({removed} exemplos ou linhas removidos); ficheiros limpos e relatório em {args.output}")
     return 0
@@ -96,7 +96,7 @@ def run_split_command(args) -> int:
     if result.problems:
         print_validation(result, None, None)
         raise FarenseError("há problemas nos dados: corra primeiro «farense-guide data clean».")
-    counts = split.split(args.target, args.output, args.seed, args.valid, args.test)
+    counts = split.split(args.target, args.output, args.seed, args.valid, args.test, force=args.force)
     print(", ".join(f"{name}.jsonl: {n}" for name, n in counts.items()) + f" (semente {args.seed}) em {args.output}")
     return 0
 
@@ -107,6 +107,10 @@ def run_stats_command(args) -> int:
     require_input(args.target)
     model, max_seq_length, tokenizer = token_settings(args)
     result = validate.validate(args.target, tokenizer, max_seq_length)
+    if result.problems:
+        print_validation(result, model, max_seq_length)
+        raise FarenseError("há problemas nos dados: as estatísticas só se calculam sobre dados sem problemas.",
+                           hint=f"farense-guide data clean {args.target} --output <pasta nova> escreve uma cópia sem eles")
     summary = stats.write_stats(result, args.output, model, max_seq_length)
     print(stats.markdown_table(summary))
     print(f"Estatísticas em {args.output}/stats.json, stats.md e token_lengths.png")
@@ -134,7 +138,7 @@ def run_train_command(args) -> int:
     from farense_guide.steps.train import TrainPlan, is_main_process, train
 
     if args.processes or args.hosts:
-        return launch_distributed(args, args.argv)
+        return launch_claimed(args)
     if args.resume:
         run = RunFolder(args.resume)
         profile = run.read_info().profile
@@ -144,9 +148,19 @@ def run_train_command(args) -> int:
         profile = apply_overrides(load_profile(args.profile), overrides_from(args))
         run = RunFolder(args.runs_dir / (args.run_name or default_run_name(args.profile)))
         if run.exists():
-            raise FarenseError(f"{run.path} já existe.", f"para continuar esse run: farense-guide train --resume {run.path}")
-    info = train(TrainPlan(profile, run, quantized=args.quantized, resume=bool(args.resume)))
+            raise run.taken_error()
+    info = train(TrainPlan(profile, run, quantized=args.quantized, resume=bool(args.resume)))  # claims the run folder first
     return report_end(info, run) if is_main_process() else 0
+
+
+def launch_claimed(args) -> int:
+    """A distributed run: this process, the launcher, holds the run folder's lock for as long as its ranks train
+    (they do not take it: steps.train.claim)."""
+    if args.resume is None and args.run_name is None:
+        args.run_name = default_run_name(args.profile)
+        args.argv = args.argv + ["--run-name", args.run_name]  # every rank gets the same name
+    with RunFolder(args.resume or args.runs_dir / args.run_name).claimed(new=args.resume is None):
+        return launch_distributed(args, args.argv)
 
 
 def overrides_from(args) -> list[str]:
@@ -221,9 +235,22 @@ def run_monitor_command(args) -> int:
     return monitor(args.run, args.once, args.interval)
 
 
+def refuse_if_training(args, retry: str) -> None:
+    """evaluate, report, fuse and export read a run's adapter and metrics: not while its training still changes them,
+    unless --allow-running. `retry`: what the hint tells the user to do (pt-PT imperative, e.g. "avalie-o")."""
+    holder = RunFolder(args.run).training_holder()
+    if holder is None:
+        return
+    message = f"{args.run}: o treino deste run ainda está a decorrer ({holder}); o adaptador e as métricas ainda vão mudar."
+    if not args.allow_running:
+        raise FarenseError(message, f"espere que termine (farense-guide monitor {args.run}), ou {retry} mesmo assim com --allow-running")
+    print(f"aviso: {message} A continuar, como pedido (--allow-running).", file=sys.stderr)
+
+
 def run_evaluate_command(args) -> int:
     from farense_guide.steps.evaluate import evaluate_run
 
+    refuse_if_training(args, "avalie-o")
     report = evaluate_run(args.run, args.limit, args.max_tokens)
     for name, label in (("base", "base"), ("tuned", "afinado")):
         summary = report[name]
@@ -270,6 +297,7 @@ def run_compare_command(args) -> int:
 def run_report_command(args) -> int:
     from farense_guide.report import build_report
 
+    refuse_if_training(args, "gere o relatório")
     written = build_report(args.run, args.force)
     print(f"{len(written)} ficheiros gerados em {args.run}" if written else f"{args.run}: relatório já atualizado (nada a refazer)")
     return 0
@@ -306,17 +334,22 @@ def run_pdf_command(args) -> int:
 
 
 def run_chat_command(args) -> int:
-    from farense_guide.steps.chat import chat
+    from farense_guide.steps.chat import DEFAULT_MODEL, chat, check_base_choice
 
-    if args.question and args.prompt:
+    if args.question is not None and args.prompt is not None:
         raise FarenseError("indique a pergunta uma só vez (posicional ou --prompt).")
-    chat(args.model, args.adapter, args.question or args.prompt, args.system, args.max_tokens, args.base)
+    if args.model is not None and args.adapter is not None:
+        check_base_choice(args.model, args.adapter)
+    # Only no question at all opens the conversation: an empty one ("") is refused as such.
+    question = args.question if args.question is not None else args.prompt
+    chat(args.model or DEFAULT_MODEL, args.adapter, question, args.system, args.max_tokens, args.base)
     return 0
 
 
 def run_fuse_command(args) -> int:
     from farense_guide.steps.fuse import fuse_run
 
+    refuse_if_training(args, "funda-o")
     check = fuse_run(args.run, args.output, args.bits, args.limit, args.max_tokens, args.min_match, args.max_f1_drop)
     c = check["comparison"]
     print(f"Respostas iguais: {c['identical']} de {c['items']} · F1 base + adaptador {c['f1_adapter']['mean']:.3f} · "
@@ -330,6 +363,7 @@ def run_export_command(args) -> int:
 
     if not args.gguf:
         raise FarenseError("indique o formato: --gguf (o único por agora).")
+    refuse_if_training(args, "exporte-o")
     report = export_run(args.run, args.output)
     print(f"{report['gguf']}: {report['tensors']} tensores, {report['bytes'] / 1e6:.0f} MB; Modelfile em {report['modelfile']}")
     return 0

@@ -7,6 +7,7 @@ YAML is read with a float-aware loader: PyYAML follows YAML 1.1, where `1e-4` is
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -138,11 +139,12 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise FarenseError(f"{where}: YAML inválido ({getattr(exc, 'problem', exc)}).") from None
+    except UnicodeDecodeError as exc:
+        raise FarenseError(f"{path}: não é texto UTF-8 (byte inválido na posição {exc.start}).") from None
     if not isinstance(raw, dict):
         raise FarenseError(f"{path}: um perfil é um dicionário YAML (chave: valor).")
-    known_keys(Profile, raw, str(path))
     raw.setdefault("description", "")
-    return profile_from_dict({"name": path.stem, **raw})
+    return profile_from_dict({"name": path.stem, **raw}, where=str(path))
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -168,71 +170,97 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
             target = target[part]
         if path[-1] not in target:
             raise FarenseError(f"chave desconhecida no perfil: {'.'.join(path)}", f"chaves: {', '.join(sorted(target))}")
+        if path == ["lora"] and isinstance(value, dict):  # --set lora={rank: 4} changes those keys, not the whole section
+            value = {**target["lora"], **value}
         target[path[-1]] = value
-    return profile_from_dict(data)
+    return profile_from_dict(data, f"perfil {profile.name}")
 
 
 POSITIVE = ("batch_size", "grad_accumulation", "epochs", "max_seq_length", "steps_per_report", "steps_per_eval", "save_every",
             "keep_checkpoints")
-
-
 INTEGERS = ("seed", "warmup_steps", "val_batches", "early_stopping_patience")
+OPTIONAL_INTEGERS = ("max_steps", "eval_limit")
 BOOLEANS = ("quantized", "grad_checkpoint", "mask_prompt")
-TEXTS = ("model", "data", "lr_schedule", "description")
-
-
-def check_types(profile: Profile) -> None:
-    values = {key: getattr(profile, key) for key in INTEGERS + BOOLEANS + TEXTS}
-    values["lora.num_layers"] = profile.lora.num_layers
-    for key, value in values.items():
-        kind, label = ((bool, "verdadeiro ou falso (true/false)") if key in BOOLEANS else (str, "um texto") if key in TEXTS
-                       else (int, "um número inteiro"))
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise FarenseError(f"perfil {profile.name}: {key} tem de ser {label} (recebido {value!r}).")
-
-
-def check_values(profile: Profile) -> Profile:
-    """Refuse values that would crash or silently do nothing later, naming the key."""
-    check_types(profile)
-    for key in POSITIVE:
-        value = getattr(profile, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise FarenseError(f"perfil {profile.name}: {key} tem de ser um inteiro maior ou igual a 1 (recebido {value!r}).")
-    for key, value in (("lora.rank", profile.lora.rank), ("max_steps", profile.max_steps), ("eval_limit", profile.eval_limit)):
-        if value is not None and (not isinstance(value, int) or value < (2 if key == "eval_limit" else 1)):
-            raise FarenseError(f"perfil {profile.name}: {key} inválido ({value!r}).")
-    if not profile.learning_rate >= 0:
-        raise FarenseError(f"perfil {profile.name}: learning_rate não pode ser negativo (recebido {profile.learning_rate!r}).")
-    return profile
-
-
+TEXTS = ("name", "model", "data", "lr_schedule", "description")
+LR_SCHEDULES = ("cosine", "constant")
 FLOATS = ("learning_rate", "memory_limit_gb")
+OPTIONAL_FLOATS = ("memory_limit_gb",)
 LORA_FLOATS = ("scale", "dropout")
 
 
-def as_float(key: str, value):
-    """Numbers for float keys: 1 -> 1.0; text or booleans are refused, naming the key."""
-    if value is None or (isinstance(value, float)):
+def is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_types(profile: Profile, where: str) -> None:
+    """Each key holds its kind of value (YAML or --set may give text, a list or a section anywhere), naming the key."""
+    values = {key: getattr(profile, key) for key in POSITIVE + INTEGERS + BOOLEANS + TEXTS}
+    values.update({f"lora.{key}": getattr(profile.lora, key) for key in ("rank", "num_layers")})
+    for key, value in values.items():
+        kind, label = ((bool, "verdadeiro ou falso (true/false)") if key in BOOLEANS else (str, "um texto") if key in TEXTS
+                       else (int, "um número inteiro"))
+        if not isinstance(value, kind) or (kind is int and not is_integer(value)):
+            raise FarenseError(f"{where}: {key} tem de ser {label} (recebido {value!r}).")
+    for key in OPTIONAL_INTEGERS:
+        value = getattr(profile, key)
+        if value is not None and not is_integer(value):
+            raise FarenseError(f"{where}: {key} tem de ser um número inteiro ou null (recebido {value!r}).")
+    if profile.model_shape is not None and not isinstance(profile.model_shape, dict):
+        raise FarenseError(f"{where}: model_shape tem de ter chaves do config.json do modelo, ou ser null "
+                           f"(recebido {profile.model_shape!r}).")
+
+
+def check_values(profile: Profile, where: str | None = None) -> Profile:
+    """Refuse values that would crash or silently do nothing later, naming the key."""
+    where = where or f"perfil {profile.name}"
+    check_types(profile, where)
+    for key in POSITIVE:
+        if getattr(profile, key) < 1:
+            raise FarenseError(f"{where}: {key} tem de ser um inteiro maior ou igual a 1 (recebido {getattr(profile, key)!r}).")
+    for key, value, least in (("lora.rank", profile.lora.rank, 1), ("max_steps", profile.max_steps, 1),
+                              ("eval_limit", profile.eval_limit, 2)):
+        if value is not None and value < least:
+            raise FarenseError(f"{where}: {key} tem de ser pelo menos {least} (recebido {value!r}).")
+    if profile.lora.num_layers < 1 and profile.lora.num_layers != -1:
+        raise FarenseError(f"{where}: lora.num_layers tem de ser pelo menos 1, ou -1 para todas (recebido {profile.lora.num_layers}).")
+    if not 0 <= profile.lora.dropout < 1:
+        raise FarenseError(f"{where}: lora.dropout tem de estar entre 0 e 1, sem o 1 (recebido {profile.lora.dropout!r}).")
+    if not math.isfinite(profile.lora.scale):
+        raise FarenseError(f"{where}: lora.scale tem de ser um número finito (recebido {profile.lora.scale!r}).")
+    if not (math.isfinite(profile.learning_rate) and profile.learning_rate >= 0):
+        raise FarenseError(f"{where}: learning_rate tem de ser um número finito maior ou igual a 0 (recebido {profile.learning_rate!r}).")
+    if profile.memory_limit_gb is not None and not (math.isfinite(profile.memory_limit_gb) and profile.memory_limit_gb > 0):
+        raise FarenseError(f"{where}: memory_limit_gb tem de ser um número de GB maior do que 0, ou null (recebido "
+                           f"{profile.memory_limit_gb!r}).")
+    if profile.lr_schedule not in LR_SCHEDULES:
+        raise FarenseError(f"{where}: lr_schedule tem de ser {' ou '.join(LR_SCHEDULES)} (recebido {profile.lr_schedule!r}).")
+    return profile
+
+
+def as_float(key: str, value, where: str):
+    """Numbers for float keys: 1 -> 1.0; text or booleans are refused, naming the key (null only where it means something)."""
+    if isinstance(value, float) or (value is None and key in OPTIONAL_FLOATS):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_integer(value):
         return float(value)
-    raise FarenseError(f"perfil: {key} tem de ser um número (recebido {value!r}).")
+    raise FarenseError(f"{where}: {key} tem de ser um número (recebido {value!r}).")
 
 
 def known_keys(kind, data: dict, where: str) -> dict:
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)})
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(kind)}, key=str)
     if unknown:
         keys = ", ".join(sorted(f.name for f in dataclasses.fields(kind) if f.name != "name"))
-        raise FarenseError(f"{where}: chaves desconhecidas: {', '.join(unknown)}.", f"chaves: {keys}")
+        raise FarenseError(f"{where}: chaves desconhecidas: {', '.join(map(str, unknown))}.", f"chaves: {keys}")
     return data
 
 
-def profile_from_dict(data: dict) -> Profile:
-    data = dict(known_keys(Profile, data, "perfil"))
+def profile_from_dict(data: dict, where: str = "perfil") -> Profile:
+    """A checked Profile from a dict (a YAML file, a run.json); `where` names the source in messages."""
+    data = dict(known_keys(Profile, data, where))
     lora = data.pop("lora", {})
     if not isinstance(lora, dict):
-        raise FarenseError(f"perfil: lora tem de ter chaves (lora.rank, lora.scale, ...), não {lora!r}.")
-    lora = dict(known_keys(LoraSettings, lora, "perfil, em lora"))
-    data.update({key: as_float(key, data[key]) for key in FLOATS if key in data})
-    lora.update({key: as_float(f"lora.{key}", lora[key]) for key in LORA_FLOATS if key in lora})
-    return check_values(Profile(lora=LoraSettings(**lora), **data))
+        raise FarenseError(f"{where}: lora tem de ter chaves (lora.rank, lora.scale, lora.dropout, lora.num_layers), não {lora!r}.")
+    lora = dict(known_keys(LoraSettings, lora, f"{where}, em lora"))
+    data.update({key: as_float(key, data[key], where) for key in FLOATS if key in data})
+    lora.update({key: as_float(f"lora.{key}", lora[key], where) for key in LORA_FLOATS if key in lora})
+    return check_values(Profile(lora=LoraSettings(**lora), **data), None if where == "perfil" else where)

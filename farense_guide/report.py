@@ -1,7 +1,8 @@
 """Figures and Markdown tables of a run, generated from its JSON so no number is typed by hand.
 
 runs/<name>/figures/*.png, runs/<name>/tables/*.md and runs/<name>/evaluation/EVALUATION_REPORT.md.
-A stamp of the inputs (and of this code) skips the work when nothing changed.
+A stamp of the inputs (and of this code) skips the work when nothing changed. Text that comes from the run
+rather than from numbers (run, profile and model names) goes in through `markdown_cell`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farense_guide import plots
+from farense_guide.data.output import markdown_cell
 from farense_guide.paired import ALPHA
 from farense_guide.pt_format import pt, pt_difference, pt_mean_interval, pt_p_value
 from farense_guide.runs import RunFolder, RunInfo, Stamp, read_json, safe_write
@@ -71,8 +73,8 @@ def training_table(info: RunInfo, report: dict | None) -> str:
     steps_done = "—" if info.steps_done is None else info.steps_done
     tokens_per_second = info.throughput.tokens_per_second if info.throughput else None
     rows = ["| | |", "| --- | --- |",
-            f"| perfil | {info.profile.name} ({info.profile.model}) |",
-            f"| método | {info.backend.method} · {info.backend.device} |",
+            f"| perfil | {markdown_cell(info.profile.name)} ({markdown_cell(info.profile.model)}) |",
+            f"| método | {markdown_cell(info.backend.method)} · {markdown_cell(info.backend.device)} |",
             f"| passos | {steps_done} de {iterations.total_steps} "
             f"({iterations.steps_per_epoch} por época, batch {iterations.batch_size})"
             + (" · run encurtado" if iterations.shortened else "") + " |",
@@ -101,7 +103,7 @@ def data_histogram(info: RunInfo, path: Path) -> Path | None:
 
 def evaluation_markdown(info: RunInfo, report: dict, figures: list[Path]) -> str:
     """EVALUATION_REPORT.md: the three tables and every figure, linked from evaluation/."""
-    return (f"# Avaliação do run {info.name}\n\n## Treino\n\n{training_table(info, report)}\n"
+    return (f"# Avaliação do run {markdown_cell(info.name)}\n\n## Treino\n\n{training_table(info, report)}\n"
             f"## Base contra afinado\n\n{evaluation_table(report)}\n## Por época\n\n{epochs_table(report)}\n"
             "## Figuras\n\n" + "".join(f"![{p.stem}](../figures/{p.name})\n\n" for p in figures))
 

@@ -5,7 +5,8 @@ runs/<name>/
   metrics.jsonl               one JSON object per training report and per validation
   adapters/                   the best adapter by validation loss, in mlx-lm's format
   adapters/last/, epoch-N/    the adapter at the end of training, and of each epoch
-  checkpoints/step-NNNNNNN/   what exact resume needs; the last few are kept
+  checkpoints/step-NNNNNNN/   what exact resume needs, with manifest.json (each file's size and sha256); the last few are kept
+  .lock                       while a process trains the run: locked by it (flock), with its pid and host
   evaluation/                 evaluation_report.json, predictions.jsonl, the CSV, variants/ and EVALUATION_REPORT.md
   figures/, tables/           what `report` draws from the JSON
   fuse_check[-Nbit]/, fused/  the fuse check and the fused model
@@ -13,20 +14,25 @@ runs/<name>/
 
 `RunFolder` is the only place that spells these paths. `safe_write` writes every file the package
 writes: to a temporary name in the same folder, then renamed, so a kill at any moment leaves the
-previous version whole. `Stamp` skips work whose inputs have not changed.
+previous version whole (the one exception is .lock, whose lock lives on its inode: a rename would
+drop it). `Stamp` skips work whose inputs have not changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
 import math
 import os
+import platform
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from farense_guide.config import Profile
 
 CHECKPOINT_PREFIX = "step-"
+CHECKPOINT_MANIFEST = "manifest.json"
 
 
 # ── safe writes ─────────────────────────────────────────────────────────────────────────────────
@@ -220,6 +227,89 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} não é serializável em JSON")
 
 
+# ── the training lock ───────────────────────────────────────────────────────────────────────────
+
+LOCK_TRIES = 5  # a checker (training_holder) holds the lock for an instant: a claim tries again before refusing
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The process that holds a run's training lock."""
+
+    pid: int | str
+    host: str
+
+    def __str__(self) -> str:
+        return f"processo {self.pid} em {self.host}"
+
+
+def read_holder(path: Path) -> Holder:
+    """The holder named in a lock file; a new holder writes its name just after taking the lock, so wait a moment for it."""
+    for _ in range(20):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return Holder(data["pid"], data["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return Holder("desconhecido", "máquina desconhecida")
+
+
+class TrainingLock:
+    """An exclusive flock on a run's .lock file, with the holder's pid and host inside.
+
+    The kernel drops a flock when its process ends, however it ends: a killed run leaves its file, but no lock.
+    The file is written in place, not with safe_write: the lock belongs to the file's inode, which a rename would replace.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> Holder | None:
+        """Take the lock and write this process into it; None, or the holder when another process has it."""
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not self._lock(fd):
+                os.close(fd)
+                return read_holder(self.path)
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder removed the file as we took it (release): lock the new one
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node()}).encode(), 0)
+        self.fd = fd
+        return None
+
+    @staticmethod
+    def _lock(fd: int) -> bool:
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if attempt < LOCK_TRIES - 1:
+                    time.sleep(0.1)
+        return False
+
+    def release(self) -> None:
+        """Remove the file, then drop the lock; a claimant that opened the removed file sees it and opens the new one."""
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)  # closing the file drops the lock
+            self.fd = None
+
+
+def checkpoint_manifest(folder: Path) -> dict:
+    """Each file of a checkpoint folder: its size and sha256."""
+    return {"files": {path.name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+                      for path in sorted(folder.iterdir()) if path.is_file() and path.name != CHECKPOINT_MANIFEST}}
+
+
 # ── the folder ──────────────────────────────────────────────────────────────────────────────────
 
 
@@ -322,6 +412,55 @@ class RunFolder:
     def export(self) -> Path:
         return self.path / "export"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    # the training lock
+    @contextlib.contextmanager
+    def claimed(self, new: bool):
+        """Hold the run's training lock for the block. Refused (FarenseError) while another process holds it, and
+        for a new run (`new`) when run.json exists; a new run that stops before writing run.json leaves no folder."""
+        created = not self.path.exists()
+        lock = TrainingLock(self.lock_file)
+        if holder := lock.acquire():
+            raise self.busy_error(holder)
+        try:
+            if new and self.exists():
+                raise self.exists_error()
+            yield lock
+        finally:
+            lock.release()
+            if created and not self.exists():  # a new run that stopped before its run.json: no empty folder left
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+
+    def training_holder(self) -> Holder | None:
+        """The process training this run now, or None; found by trying a shared lock, dropped at once."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return read_holder(self.lock_file)
+        finally:
+            os.close(fd)
+        return None
+
+    def busy_error(self, holder: Holder) -> FarenseError:
+        return FarenseError(f"{self.path}: este run já está a ser treinado pelo {holder}.",
+                            f"espere que esse treino termine (farense-guide monitor {self.path}) ou dê outro nome ao run (--run-name)")
+
+    def exists_error(self) -> FarenseError:
+        return FarenseError(f"{self.path} já existe.", f"para continuar esse run: farense-guide train --resume {self.path}")
+
+    def taken_error(self) -> FarenseError:
+        """Why a new run cannot have this name: its folder is being trained now, or holds a run."""
+        holder = self.training_holder()
+        return self.busy_error(holder) if holder else self.exists_error()
+
     # run.json
     def exists(self) -> bool:
         return self.run_json.is_file()
@@ -361,12 +500,13 @@ class RunFolder:
 
     # checkpoints
     def save_checkpoint_folder(self, step: int, write: Callable[[Path], None]) -> Path:
-        """`write(tmp)` fills a temporary folder that is then renamed to the step's checkpoint."""
+        """`write(tmp)` fills a temporary folder; its manifest.json is written last; then it is renamed to the step's checkpoint."""
         target = self.checkpoint(step)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=self.checkpoints))
         try:
             write(tmp)
+            write_json(tmp / CHECKPOINT_MANIFEST, checkpoint_manifest(tmp))
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -382,6 +522,29 @@ class RunFolder:
             if folder.name.startswith(CHECKPOINT_PREFIX) and (folder / "state.json").exists():
                 steps.append(int(folder.name[len(CHECKPOINT_PREFIX):]))
         return sorted(steps)
+
+    def checkpoint_problem(self, step: int) -> str | None:
+        """What its manifest finds wrong with the step's checkpoint (pt-PT); None when every file matches.
+
+        A checkpoint without a manifest (saved before checkpoints had one) cannot be verified: None too,
+        and the resume finds out by loading it.
+        """
+        manifest_path = self.checkpoint(step) / CHECKPOINT_MANIFEST
+        if not manifest_path.exists():
+            return None
+        try:
+            files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{CHECKPOINT_MANIFEST} ilegível"
+        for name, expected in files.items():
+            path = self.checkpoint(step) / name
+            if not path.is_file():
+                return f"falta {name}"
+            if path.stat().st_size != expected["bytes"]:
+                return f"{name} tem {path.stat().st_size} bytes e o manifesto diz {expected['bytes']}"
+            if file_sha256(path) != expected["sha256"]:
+                return f"o sha256 de {name} não é o do manifesto"
+        return None
 
     def prune_checkpoints(self, keep: int) -> None:
         for step in self.checkpoint_steps()[:-keep]:

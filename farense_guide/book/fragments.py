@@ -26,6 +26,7 @@ import numpy as np
 
 from farense_guide import metrics
 from farense_guide.errors import FarenseError
+from farense_guide.data.output import markdown_cell
 from farense_guide.data.records import read_jsonl
 from farense_guide.pt_format import (duration, parse_stamp, pt, pt_date, pt_interval, pt_p_value, pt_scientific,
                                      pt_signed, pt_signed_interval)
@@ -48,6 +49,12 @@ M1_GPU_FLOPS = 2.6e12
 FLOPS_PER_PARAMETER_TOKEN = 4
 SEVEN_B_PARAMETERS = 7e9
 STORY_CLAIMED_TOKENS_PER_SECOND = (300, 500)  # what the story's 7B guide claimed on an M1
+
+
+def code(text: str) -> str:
+    """Text from a run (a name, a path, a model) as inline code in Markdown prose or a table cell; as escaped plain text
+    where a backtick, a pipe or a line break would end the code span, the cell or the row early."""
+    return markdown_cell(text) if any(char in text for char in "`|\n\r") else f"`{text}`"
 
 
 def machine_label(machine: dict) -> str:
@@ -345,9 +352,9 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
     kind = "note" if is_reference(run_path) else "warning"
     title = ("Run de referência" if is_reference(run_path)
              else "Run encurtado, não a referência" if shortened else "Run de demonstração, não a referência")
-    lines = [f'!!! {kind} "{title}: {values["run.name"]}"', "",
-             f"    Perfil `{values['run.profile']}` (modelo `{values['run.model']}`), {values['run.precision']}, "
-             f"em {values['run.machine']}, a {values['run.date']}. "
+    lines = [f'!!! {kind} "{title}: {markdown_cell(values["run.name"])}"', "",
+             f"    Perfil {code(values['run.profile'])} (modelo {code(values['run.model'])}), {markdown_cell(values['run.precision'])}, "
+             f"em {markdown_cell(values['run.machine'])}, a {values['run.date']}. "
              f"{values['run.steps_done']} passos de {values['run.full_steps']} de um treino completo"
              + (" (run encurtado)." if shortened else ".")]
     if not is_reference(run_path):
@@ -371,9 +378,9 @@ def reference_comparison(run_path: Path, reference: Path = REFERENCE) -> list[st
     try:
         result = compare_runs(reference, run_path)
     except FarenseError as error:  # another test file, or too few common questions: no pairing to show
-        return ["", f"A comparação pergunta a pergunta com `{reference.as_posix()}` não se pode fazer: {error.args[0]}"]
+        return ["", f"A comparação pergunta a pergunta com {code(reference.as_posix())} não se pode fazer: {markdown_cell(error.args[0])}"]
     rows = comparison_rows(result)
-    rows[0][1:3] = [f"`{reference.name}`", f"`{run_path.name}`"]
+    rows[0][1:3] = [code(reference.name), code(run_path.name)]
     return ["", *markdown_table(rows), "", comparison_note(result)]
 
 
@@ -402,8 +409,8 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
     """fuse_check.md: the fuse check(s) of the run as a table, or a note that the run has none."""
     checks = fuse_checks(run_path)
     if not checks:
-        return (f'!!! note "Sem verificação da fusão"\n\n    O run `{run_path.name}` ainda não tem verificação da fusão: '
-                f"`farense-guide fuse {run_path.as_posix()}` fá-la.\n"), {}
+        return (f'!!! note "Sem verificação da fusão"\n\n    O run {code(run_path.name)} ainda não tem verificação da fusão: '
+                f"{code('farense-guide fuse ' + run_path.as_posix())} fá-la.\n"), {}
     lines = ["| modelo fundido | respostas iguais | F1 base + adaptador | F1 fundido | descida do F1 | resultado |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     values = {}
@@ -412,9 +419,9 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
         lines.append(row)
         values.update(row_values)
     first = checks[0][1]
-    lines += ["", f"Respostas gulosas (até {first['max_tokens']} tokens) às perguntas de teste do run `{run_path.name}`; "
+    lines += ["", f"Respostas gulosas (até {first['max_tokens']} tokens) às perguntas de teste do run {code(run_path.name)}; "
               f"tolerância: pelo menos {pt(100 * first['tolerance']['min_match'], 0)} % de respostas iguais e uma descida do F1 "
-              f"de no máximo {pt(first['tolerance']['max_f1_drop'], 3)}. Fonte: `{run_path.as_posix()}/fuse_check*/fuse_check.json`."]
+              f"de no máximo {pt(first['tolerance']['max_f1_drop'], 3)}. Fonte: {code(run_path.as_posix() + '/fuse_check*/fuse_check.json')}."]
     return "\n".join(lines) + "\n", values
 
 
@@ -437,7 +444,7 @@ def gpu_cell(row: str, values: dict[str, str]) -> str:
         if f"{row}.items" not in values:
             return "—"
         return f"{values[f'{row}.identical']} de {values[f'{row}.items']} iguais; F1 {values[f'{row}.f1_adapter']} → {values[f'{row}.f1_fused']}"
-    return values[row]
+    return markdown_cell(values[row])
 
 
 def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
@@ -447,9 +454,9 @@ def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
                            hint="vem com o repositório: git checkout -- runs/reference-cuda")
     mine = {**run_values(run_path), **evaluation_values(run_path), **fuse_fragment(run_path)[1]}
     gpu = {**run_values(gpu_run), **evaluation_values(gpu_run), **fuse_fragment(gpu_run)[1]}
-    lines = [f"| | `{run_path.name}` | `{gpu_run.name}` |", "| --- | ---: | ---: |"]
+    lines = [f"| | {code(run_path.name)} | {code(gpu_run.name)} |", "| --- | ---: | ---: |"]
     lines += [f"| {label} | {gpu_cell(row, mine)} | {gpu_cell(row, gpu)} |" for row, label in GPU_ROWS]
-    lines += ["", f"Fontes: `{run_path.as_posix()}/` e `{gpu_run.as_posix()}/` (run.json, evaluation/, fuse_check*/)."]
+    lines += ["", f"Fontes: {code(run_path.as_posix() + '/')} e {code(gpu_run.as_posix() + '/')} (run.json, evaluation/, fuse_check*/)."]
     return "\n".join(lines) + "\n", {f"gpu.{key}": value for key, value in gpu.items()}
 
 

@@ -3,15 +3,16 @@
 Fixed: a BOM, control characters, {"question", "answer"} pairs converted to chat;
 nothing that validation accepts is changed. Dropped: lines that stay invalid,
 duplicates, examples longer than max_seq_length, and valid/test questions that leak
-from an earlier split.
+from an earlier split. The output folder is written whole or not at all.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from farense_guide.data.jsonl import LineError, parse_line, read_data_file
+from farense_guide.data.output import check_output_folder, markdown_cell, write_output_folder
 from farense_guide.data.records import canonical, normalise, to_chat, user_text
 from farense_guide.data.validate import (
     BOM, Example, FileReport, check_leakage, check_lengths, check_record, control_characters, count_tokens, input_files, read_lines,
@@ -48,7 +49,7 @@ def clean_strings(value):
 def clean_file(path: Path, system_prompt: str | None, changes: list[Change]) -> FileReport:
     """The examples of one file that survive cleaning; every change is appended to `changes`."""
     source = str(path)
-    data = path.read_bytes()
+    data = read_data_file(path)
     if data.startswith(BOM):
         changes.append(Change(source, 1, "alterado", "BOM removido"))
         data = data[len(BOM):]
@@ -61,9 +62,9 @@ def clean_file(path: Path, system_prompt: str | None, changes: list[Change]) -> 
     first_format = None
     for number, text in lines:
         try:
-            original = json.loads(text)
-        except json.JSONDecodeError as exc:
-            changes.append(Change(source, number, "removido", f"JSON inválido na coluna {exc.colno}: {exc.msg}"))
+            original = parse_line(text)
+        except LineError as exc:
+            changes.append(Change(source, number, "removido", exc.message))
             continue
         record = to_chat(clean_strings(original), system_prompt) if isinstance(original, dict) else original
         check = FileReport(source)
@@ -98,14 +99,16 @@ def drop_flagged(reports: dict[str, FileReport], changes: list[Change]) -> None:
         report.problems = []
 
 
-def clean(target: Path, output: Path, system_prompt: str | None = None, tokenizer=None, max_seq_length: int | None = None) -> list[Change]:
-    """Cleaned copies of `target`'s JSONL files in `output`, plus clean_report.json/.md there."""
+def clean(target: Path, output: Path, system_prompt: str | None = None, tokenizer=None, max_seq_length: int | None = None,
+          force: bool = False) -> list[Change]:
+    """Cleaned copies of `target`'s JSONL files in `output`, plus clean_report.json/.md there.
+
+    A non-empty `output` is refused unless `force`, which replaces it whole. When a file loses every
+    example, only the report is written (it says why) and a FarenseError names the file."""
     files = input_files(target)
     if not files:
         raise FarenseError(f"{target}: não há ficheiros .jsonl para limpar.")
-    output = output.resolve()
-    if any(path.resolve().parent == output for path in files.values()):
-        raise FarenseError(f"{output}: a pasta de saída não pode ser a de entrada (o clean nunca altera a entrada).")
+    output = check_output_folder(output, files.values(), force)
     changes: list[Change] = []
     reports = {name: clean_file(path, system_prompt, changes) for name, path in files.items()}
     check_leakage(reports)
@@ -114,9 +117,18 @@ def clean(target: Path, output: Path, system_prompt: str | None = None, tokenize
             count_tokens(report.examples, tokenizer)
             check_lengths(report, max_seq_length)
     drop_flagged(reports, changes)
-    for name, report in reports.items():
-        write_jsonl(output / f"{name}.jsonl", [e.record for e in report.examples])
-    write_clean_report(output, reports, changes)
+    emptied = [str(files[name]) for name, report in reports.items() if not report.examples]
+
+    def write(folder: Path) -> None:
+        if not emptied:
+            for name, report in reports.items():
+                write_jsonl(folder / f"{name}.jsonl", [e.record for e in report.examples])
+        write_clean_report(folder, reports, changes)
+
+    write_output_folder(output, write)
+    if emptied:
+        raise FarenseError(f"{', '.join(emptied)}: nenhum exemplo sobreviveu à limpeza; não foi escrito nenhum ficheiro de dados, "
+                           f"só o relatório.", hint=f"os motivos estão em {output / 'clean_report.md'}")
     return changes
 
 
@@ -124,9 +136,9 @@ def write_clean_report(output: Path, reports: dict[str, FileReport], changes: li
     kept = {name: len(r.examples) for name, r in reports.items()}
     write_json(output / "clean_report.json", {"kept": kept, "changes": [asdict(c) for c in changes]})
     lines = ["# Relatório de limpeza", "", "| ficheiro | exemplos mantidos |", "| --- | --- |"]
-    lines += [f"| {name}.jsonl | {count} |" for name, count in kept.items()]
+    lines += [f"| {markdown_cell(name)}.jsonl | {count} |" for name, count in kept.items()]
     lines += ["", "| origem | linha | ação | motivo |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c.path} | {c.line} | {c.action} | {c.reason.replace('|', '/')} |" for c in changes]
+    lines += [f"| {markdown_cell(c.path)} | {c.line} | {c.action} | {markdown_cell(c.reason)} |" for c in changes]
     if not changes:
         lines.append("| — | — | — | nada a alterar |")
     safe_write(output / "clean_report.md", "\n".join(lines) + "\n")

@@ -11,6 +11,9 @@ import re
 import unicodedata
 from pathlib import Path
 
+from farense_guide.data.jsonl import LineError, parse_line, read_data_file
+from farense_guide.errors import FarenseError
+
 
 DATA_SPLITS = ("train", "valid", "test")
 # The system prompt of every example in data/: the chat command uses it too.
@@ -69,6 +72,16 @@ def canonical(record: dict) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSONL file that is known to be valid."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """Records of a JSONL file that is known to be valid; should it not be, a FarenseError names file and line."""
+    data = read_data_file(path)
+    records = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(parse_line(raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise FarenseError(f"{path}:{number}: não é UTF-8 válido (byte 0x{raw[exc.start]:02x} na coluna {exc.start + 1}).") from None
+        except LineError as exc:
+            raise FarenseError(f"{path}:{number}: {exc.message}") from None
+    return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from farense_guide.data.output import check_output_folder, write_output_folder
 from farense_guide.data.records import normalise, read_jsonl, user_text
 from farense_guide.data.validate import input_files
 from farense_guide.errors import FarenseError
@@ -30,15 +31,21 @@ def split_records(records: list[dict], seed: int, valid_share: float, test_share
     return splits
 
 
-def split(target: Path, output: Path, seed: int = 0, valid_share: float = 0.1, test_share: float = 0.1) -> dict[str, int]:
-    """Split every example of `target` (a JSONL file or a data folder) into output/{train,valid,test}.jsonl."""
+def split(target: Path, output: Path, seed: int = 0, valid_share: float = 0.1, test_share: float = 0.1,
+          force: bool = False) -> dict[str, int]:
+    """Split every example of `target` (a JSONL file or a data folder) into output/{train,valid,test}.jsonl.
+
+    A non-empty `output` is refused unless `force`, which replaces it whole; it is written whole or not at all."""
     files = input_files(target)
     if not files:
         raise FarenseError(f"{target}: não há ficheiros .jsonl para dividir.")
-    if any(path.resolve().parent == output.resolve() for path in files.values()):
-        raise FarenseError(f"{output}: a pasta de saída não pode ser a de entrada.")
+    output = check_output_folder(output, files.values(), force)
     records = [record for path in files.values() for record in read_jsonl(path)]
     splits = split_records(records, seed, valid_share, test_share)
-    for name, items in splits.items():
-        write_jsonl(output / f"{name}.jsonl", items)
+
+    def write(folder: Path) -> None:
+        for name, items in splits.items():
+            write_jsonl(folder / f"{name}.jsonl", items)
+
+    write_output_folder(output, write)
     return {name: len(items) for name, items in splits.items()}

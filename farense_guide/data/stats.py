@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from farense_guide.data.jsonl import read_text_file
+from farense_guide.data.output import markdown_cell
 from farense_guide.data.validate import ValidationResult
 from farense_guide.errors import FarenseError
 from farense_guide.runs import safe_write, write_json
@@ -17,7 +19,7 @@ CARD_END = "<!-- stats:end -->"
 
 def split_stats(tokens: list[int], examples: list) -> dict:
     roles = [m["role"] for e in examples if "messages" in e.record for m in e.record["messages"]]
-    out_of_scope = sum(1 for e in examples if (e.record.get("meta") or {}).get("kind") == "out_of_scope")
+    out_of_scope = sum(1 for e in examples if isinstance(meta := e.record.get("meta"), dict) and meta.get("kind") == "out_of_scope")
     return {
         "examples": len(examples),
         "out_of_scope": out_of_scope,
@@ -44,7 +46,7 @@ def markdown_table(stats: dict) -> str:
     rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, s in stats["splits"].items():
         share = f"{s['out_of_scope']} ({100 * s['out_of_scope'] / max(s['examples'], 1):.0f}%)"
-        values = [f"{name}.jsonl", s["examples"], share, s["multi_turn"], s["tokens_total"], s["tokens_mean"], s["tokens_min"],
+        values = [f"{markdown_cell(name)}.jsonl", s["examples"], share, s["multi_turn"], s["tokens_total"], s["tokens_mean"], s["tokens_min"],
                   *[s[f"tokens_p{p}"] for p in PERCENTILES], s["tokens_max"]]
         rows.append("| " + " | ".join(str(v) for v in values) + " |")
     note = f"\nTokens contados com o tokenizador de `{stats['tokenizer']}`, com o modelo de chat aplicado a cada exemplo."
@@ -66,7 +68,7 @@ def write_stats(result: ValidationResult, output: Path, model: str, max_seq_leng
 
 def update_card(card: Path, table: str) -> bool:
     """Replace the generated section of a data card; True when the file changed."""
-    text = card.read_text(encoding="utf-8")
+    text = read_text_file(card)
     if CARD_START not in text or CARD_END not in text:
         raise FarenseError(f"{card}: faltam os marcadores da secção gerada ({CARD_START} … {CARD_END}).")
     head, rest = text.split(CARD_START, 1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from farense_guide.chat_template import render
+from farense_guide.data.jsonl import LineError, UnreadableFile, parse_line, read_data_file
 from farense_guide.data.records import DATA_SPLITS, ROLES, canonical, normalise, read_jsonl, record_format, to_chat, user_text
 from farense_guide.errors import FarenseError
 
@@ -145,18 +145,18 @@ def check_file(path: Path, display: str | None = None) -> FileReport:
     """Encoding, JSON, keys, roles, content and in-file duplicates of one JSONL file."""
     report = FileReport(display or str(path))
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        report.add(0, "unreadable", f"não foi possível ler o ficheiro ({exc.strerror})")
+        data = read_data_file(path)
+    except UnreadableFile as exc:
+        report.add(0, "unreadable", exc.reason)
         return report
     first_format: tuple[str, int] | None = None
     seen_exact: dict[str, int] = {}
     seen_question: dict[str, int] = {}
     for number, text in read_lines(report, data):
         try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            report.add(number, "invalid_json", f"JSON inválido na coluna {exc.colno}: {exc.msg}")
+            record = parse_line(text)
+        except LineError as exc:
+            report.add(number, exc.code, exc.message)
             continue
         kind = check_record(report, number, record)
         if kind is None:
@@ -246,6 +246,12 @@ def validate(target: Path, tokenizer=None, max_seq_length: int | None = None) ->
     """Every problem of a data folder (train/valid/test.jsonl) or of one JSONL file."""
     files = input_files(target)
     reports = {name: check_file(path, str(path)) for name, path in files.items()}
+    if target.is_dir() and "train" not in files and len(files) != 1:
+        # A folder of one JSONL file is checked as that file; any other folder is a data set, and trains on train.jsonl.
+        missing = FileReport(str(target / "train.jsonl"))
+        where = "a pasta não tem ficheiros .jsonl" if not files else "a pasta tem outros conjuntos mas não o de treino"
+        missing.add(0, "missing_split", f"não existe ({where}; uma pasta de dados precisa de train.jsonl)")
+        reports = {"train": missing, **reports}
     check_leakage(reports)
     if tokenizer is not None:
         for report in reports.values():

@@ -2,17 +2,19 @@
 
 From mlx-lm: `linear_to_lora_layers`, `ChatDataset`/`CacheDataset`, `iterate_batches`,
 `default_loss`, `evaluate`, `build_schedule` and the adapter file format. Owned here,
-because exact resume needs it: the loop, with the step and the optimizer state saved in
-every checkpoint, the data order (each epoch's batch order comes from the seed and the
-epoch number) and the random state (reseeded from the seed and the step before each step).
+because exact resume needs it: the loop, with the step, the optimizer state and the report
+window saved in every checkpoint, the data order (each epoch's batch order comes from the seed
+and the epoch number) and the random state (reseeded from the seed and the step before each step).
 
-train() = prepare() (data, memory check, model and LoRA, datasets, optimizer, run.json),
-fit() (the loop) and finish() (the final adapter and run.json). What the loop reports goes
-to callbacks: metrics.jsonl, the terminal's progress, and the tests' fault injection.
+train() = claim() (the run folder's lock), prepare() (data, memory check, model and LoRA,
+datasets, optimizer, run.json), fit() (the loop) and finish() (the final adapter and run.json).
+What the loop reports goes to callbacks: metrics.jsonl, the terminal's progress, and the
+tests' fault injection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -21,7 +23,7 @@ import platform
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -49,18 +51,6 @@ class TrainPlan:
 
 
 @dataclass
-class LoopState:
-    """What a checkpoint's state.json holds besides the weights: where the loop is, and the best so far."""
-
-    step: int = 0
-    best_val_loss: float = math.inf
-    best_step: int = 0
-    evaluations_without_improvement: int = 0
-    trained_tokens: int = 0
-    train_seconds: float = 0.0
-
-
-@dataclass
 class Window:
     """The steps since the last report: their summed loss, tokens and time."""
 
@@ -74,6 +64,28 @@ class Window:
         self.steps += 1
         self.tokens += tokens
         self.seconds += seconds
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint's state.json holds besides the weights: where the loop is, the best so far, and the
+    report window, so that a resumed run reports the same train_loss as one never interrupted."""
+
+    step: int = 0
+    best_val_loss: float = math.inf
+    best_step: int = 0
+    evaluations_without_improvement: int = 0
+    trained_tokens: int = 0
+    train_seconds: float = 0.0
+    window: Window = field(default_factory=Window)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LoopState":
+        window = Window(**data.pop("window", {}))  # a checkpoint saved before the window was kept: an empty one
+        return cls(**data, window=window)
 
 
 @dataclass
@@ -271,7 +283,8 @@ def save_adapter(folder: Path, model, profile: Profile) -> None:
 
 
 def save_checkpoint(training: Training, callbacks: TrainingCallback) -> None:
-    """adapters, optimizer state, then state.json, which marks the checkpoint whole; the last few are kept."""
+    """adapters, optimizer state, then state.json, which marks the checkpoint whole (and RunFolder adds the
+    manifest); the last few are kept."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
@@ -283,23 +296,50 @@ def save_checkpoint(training: Training, callbacks: TrainingCallback) -> None:
         callbacks.on_checkpoint_write(state.step)
         optimizer = dict(tree_flatten(training.optimizer.state))
         safe_write(folder / "optimizer.safetensors", lambda tmp: mx.save_safetensors(str(tmp), optimizer))
-        safe_write(folder / "state.json", json.dumps(state.__dict__, indent=2))
+        safe_write(folder / "state.json", json.dumps(state.to_dict(), indent=2))
 
     training.run.save_checkpoint_folder(state.step, write)
     training.run.prune_checkpoints(training.profile.keep_checkpoints)
 
 
-def load_checkpoint(run: RunFolder, model, optimizer) -> LoopState:
+def read_checkpoint(folder: Path) -> tuple[dict, dict, LoopState]:
+    """A checkpoint's adapter, optimizer state and loop state, read whole into memory (a broken file fails here)."""
     import mlx.core as mx
+
+    adapter = mx.load(str(folder / "adapters.safetensors"))
+    optimizer = mx.load(str(folder / "optimizer.safetensors"))
+    mx.eval(adapter, optimizer)
+    return adapter, optimizer, LoopState.from_dict(json.loads((folder / "state.json").read_text()))
+
+
+def load_checkpoint(run: RunFolder, model, optimizer, verbose: bool = True) -> LoopState:
+    """The newest intact checkpoint into the model and optimizer; each newer one that is not intact is skipped,
+    and said so. Intact: its manifest matches every file; one without a manifest (older) counts if it loads."""
     from mlx.utils import tree_unflatten
 
     steps = run.checkpoint_steps()
     if not steps:
         raise FarenseError(f"{run.path}: não há checkpoints para retomar.")
-    folder = run.checkpoint(steps[-1])
-    model.load_weights(list(mx.load(str(folder / "adapters.safetensors")).items()), strict=False)
-    optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
-    state = LoopState(**json.loads((folder / "state.json").read_text()))
+    skipped = []
+    for step in reversed(steps):
+        problem = run.checkpoint_problem(step)
+        if problem is None:
+            try:
+                adapter, optimizer_state, state = read_checkpoint(run.checkpoint(step))
+            except Exception as exc:  # whatever a broken file raises (mlx's RuntimeError, JSON, a missing key)
+                problem = f"não se consegue ler: {exc}"
+        if problem is None:
+            break
+        skipped.append(f"passo {step}: {problem}")
+        if verbose:
+            print(f"aviso: {run.checkpoint(step)} ignorado ({problem}).", file=sys.stderr)
+    else:
+        raise FarenseError(f"{run.path}: nenhum checkpoint está intacto ({'; '.join(skipped)}); não é possível retomar.",
+                           "comece um treino novo com outro nome (--run-name)")
+    if skipped and verbose:
+        print(f"A retomar do checkpoint do passo {state.step}, o mais recente intacto.", file=sys.stderr)
+    model.load_weights(list(adapter.items()), strict=False)
+    optimizer.state = tree_unflatten(list(optimizer_state.items()))
     run.truncate_metrics(state.step)
     return state
 
@@ -410,7 +450,7 @@ def prepare(plan: TrainPlan, loss_fn: Callable | None = None) -> Training:
     optimizer.init(model.trainable_parameters())
 
     if plan.resume:
-        state = load_checkpoint(run, model, optimizer)
+        state = load_checkpoint(run, model, optimizer, verbose=world.rank() == 0)
         info = recorded
         info.resumed_at.append({"time": now(), "step": state.step})
     else:
@@ -613,7 +653,6 @@ def fit(training: Training, callbacks: CallbackList) -> RunStatus:
     """The loop, from the state's step to the last one, a stop request, a non-finite loss or early stopping."""
     state, profile = training.state, training.profile
     take_step = StepFunction(training)
-    window = Window()
     training.model.train()
     with StopRequest() as stop, callbacks.running():
         if not training.plan.resume:
@@ -626,12 +665,12 @@ def fit(training: Training, callbacks: CallbackList) -> RunStatus:
             state.step = step
             state.trained_tokens += tokens
             state.train_seconds += seconds
-            window.add(loss, tokens, seconds)
+            state.window.add(loss, tokens, seconds)
             callbacks.on_step(step, loss)
             last = step == training.iterations.total_steps
             if step % profile.steps_per_report == 0 or last:
-                callbacks.on_report(report_entry(training, window, step))
-                window = Window()
+                callbacks.on_report(report_entry(training, state.window, step))
+                state.window = Window()
             if step % profile.grad_accumulation == 0 and (status := after_update(training, callbacks, step, stop)):
                 return status
             if last:
@@ -664,8 +703,24 @@ def finish(training: Training, status: RunStatus) -> RunInfo:
     return info
 
 
+def claim(plan: TrainPlan):
+    """The run folder's training lock, held while this process trains; taken before any model loads, so a second
+    trainer of the same run (new or --resume) is refused at once, naming the holder.
+
+    The ranks of a distributed run (started by mlx.launch, or a group of more than one) do not take it: the launcher
+    (commands.launch_claimed) holds it for them all while they run; a rank refused on its own would leave the others
+    waiting for it forever.
+    """
+    import mlx.core as mx
+
+    if "MLX_RANK" in os.environ or mx.distributed.init().size() > 1:
+        return nullcontext()
+    return plan.run.claimed(new=not plan.resume)
+
+
 def train(plan: TrainPlan, loss_fn: Callable | None = None, callbacks: list | None = None) -> RunInfo:
     """Run (or resume) a training run; returns its final RunInfo (run.json). `callbacks` come after the default ones."""
-    training = prepare(plan, loss_fn)
-    status = fit(training, CallbackList(default_callbacks(training) + list(callbacks or [])))
-    return finish(training, status)
+    with claim(plan):
+        training = prepare(plan, loss_fn)
+        status = fit(training, CallbackList(default_callbacks(training) + list(callbacks or [])))
+        return finish(training, status)
