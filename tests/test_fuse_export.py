@@ -39,6 +39,18 @@ def test_fuse_says_how_many_answers_match_and_where_it_wrote(trained_run, tmp_pa
     assert f"Modelo fundido em {copy / 'fused'}; verificação em {copy / 'fuse_check'}" in result.stdout
 
 
+def test_fuse_never_replaces_a_folder_it_did_not_write(trained_run, tmp_path):
+    """--output naming a folder of the user's by mistake: refused before any work, the folder as it was."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_bytes(b"not a model")
+    result = run_cli("fuse", str(trained_run), "--output", str(mine), "--limit", "2", "--max-tokens", "4")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"erro: {mine}: a pasta já existe, não está vazia e não é um modelo fundido" in result.stderr
+    assert [path.name for path in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_bytes() == b"not a model"
+    assert not (tmp_path / "mine.partial").exists()
+
+
 def lora_layers(run):
     adapters = mx.load(str(run / "adapters" / "adapters.safetensors"))
     return {name.removesuffix(".lora_a"): (adapters[name], adapters[name.replace("lora_a", "lora_b")])

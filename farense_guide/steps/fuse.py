@@ -213,6 +213,16 @@ def tolerance_error(comparison: dict, min_match: float, report: Path) -> Farense
     )
 
 
+def check_output(output: Path) -> None:
+    """The fused model replaces `output` at the end: only an earlier fused model (it has PROVENANCE) or an empty
+    folder may be there, never a folder of the user's that --output named by mistake."""
+    if output.exists() and not output.is_dir():
+        raise FarenseError(f"{output}: já existe e não é uma pasta.")
+    if output.is_dir() and any(output.iterdir()) and not (output / PROVENANCE).is_file():
+        raise FarenseError(f"{output}: a pasta já existe, não está vazia e não é um modelo fundido por farense-guide fuse "
+                           f"(falta {PROVENANCE}); não é apagada.", "escolha outra pasta com --output, ou uma pasta vazia")
+
+
 def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None, limit: int | None = None, max_tokens: int = 96,
              min_match: float = DEFAULT_MIN_MATCH, max_f1_drop: float = DEFAULT_MAX_F1_DROP) -> dict:
     """Fuse the run's best adapter, check it on the test questions, keep it only if the check passes."""
@@ -224,6 +234,7 @@ def fuse_run(run_path: Path, output: Path | None = None, bits: int | None = None
     limit = limit or info.profile.eval_limit  # tiny runs check the questions their evaluation used
     items = check_items(info, limit)
     output = Path(output) if output else run.fused
+    check_output(output)
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     fused = fuse_and_answer(info, run.adapters, items, bits, max_tokens, partial)
