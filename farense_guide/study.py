@@ -4,7 +4,7 @@ runs/study/
   <name>/                 one run folder per recipe (run.json, metrics.jsonl, evaluation/ where evaluated)
   calibration/<shape>/    short CPU runs of each shape (LoRA layers, rank, batch): the CPU's seconds per step
   study.json, study.csv   one row per recipe, made by `farense-guide study`
-  study.png               validation loss and test F1 against CPU training minutes
+  study.png               test F1, AUC, out-of-scope refusals and validation loss against CPU training minutes
 
 A recipe's CPU training time is measured when it trained on the CPU (run.json's train_seconds). A run
 trained on a GPU has it estimated: its steps times the median seconds per step of the CPU calibration
@@ -23,7 +23,7 @@ from farense_guide.runs import RunFolder, read_json, safe_write, write_json
 CALIBRATION = "calibration"
 COLUMNS = ("name", "device", "learning_rate", "steps", "epochs", "lora_layers", "lora_rank", "lora_scale", "lora_dropout",
            "batch_size", "mask_prompt", "seed", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
-           "test_auc", "refusals_out_of_scope", "cpu_minutes", "cpu_minutes_source")
+           "test_auc", "test_auc_low", "test_auc_high", "refusals_out_of_scope", "cpu_minutes", "cpu_minutes_source")
 
 
 def shape_of(info: dict) -> tuple[int, int, int]:
@@ -71,6 +71,7 @@ def study_row(run: RunFolder, cpu_seconds_per_step: dict) -> dict:
     tuned = read_json(report)["tuned"] if report.is_file() else None
     row.update({"test_f1": tuned and tuned["f1"]["mean"], "test_f1_low": tuned and tuned["f1"]["ci_low"],
                 "test_f1_high": tuned and tuned["f1"]["ci_high"], "test_auc": tuned and tuned["auc"],
+                "test_auc_low": tuned and tuned["auc_interval"]["ci_low"], "test_auc_high": tuned and tuned["auc_interval"]["ci_high"],
                 "refusals_out_of_scope": tuned and tuned["refusal_rate_out_of_scope"]["mean"]})
     return {column: row[column] for column in COLUMNS}
 
@@ -86,24 +87,49 @@ def study_rows(folder: Path, others: list[Path] = ()) -> list[dict]:
     return sorted((study_row(run, seconds) for run in finished), key=lambda row: (row["cpu_minutes"] is None, row["cpu_minutes"] or 0))
 
 
+def pareto_front(rows: list[dict], key: str) -> list[dict]:
+    """The rows no other row beats on both counts: higher `key` for no more CPU minutes."""
+    shown = sorted((r for r in rows if r[key] is not None and r["cpu_minutes"] is not None), key=lambda r: (r["cpu_minutes"], -r[key]))
+    front, best = [], float("-inf")
+    for row in shown:
+        if row[key] > best:
+            front.append(row)
+            best = row[key]
+    return front
+
+
 def study_figure(rows: list[dict], path: Path) -> Path:
-    """Validation loss (every recipe) and test F1 (the evaluated ones) against CPU minutes; hollow: estimated time.
-    A recipe whose loss also counts the prompt (mask_prompt false) has a validation loss on other tokens: left out."""
-    from matplotlib.ticker import ScalarFormatter
+    """Test F1 (95% interval), AUC and out-of-scope refusals of the evaluated recipes, and the validation loss of every
+    recipe, against CPU minutes; hollow: estimated time. Names are written in the F1 panel, on its front (no cheaper
+    recipe did better) and on the CPU runs. A recipe whose loss also counts the prompt (mask_prompt false) has a validation
+    loss on other tokens: left out of that panel."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = ((axes[0], "val_loss", "perda de validação no fim", COLOURS["valid"]),
-              (axes[1], "test_f1", "F1 de tokens no teste (afinado)", COLOURS["test"]))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.6), sharex=True)
+    panels = ((axes[0][0], "test_f1", "F1 de tokens no teste (afinado, IC 95%)", COLOURS["test"]),
+              (axes[0][1], "test_auc", "AUC no teste (afinado)", COLOURS["test"]),
+              (axes[1][0], "refusals_out_of_scope", "recusas fora do âmbito (fração)", COLOURS["test"]),
+              (axes[1][1], "val_loss", "perda de validação no fim (escala log.)", COLOURS["valid"]))
+    named = {row["name"] for row in pareto_front(rows, "test_f1")} | {row["name"] for row in rows if row["device"] == "cpu"}
     for ax, key, label, colour in panels:
         shown = [r for r in rows if r[key] is not None and r["cpu_minutes"] is not None and (key != "val_loss" or r["mask_prompt"])]
         for row in shown:
-            ax.plot(row["cpu_minutes"], row[key], "o", color=colour, mfc=None if row["cpu_minutes_source"] == "medido" else "white")
-            ax.annotate(row["name"], (row["cpu_minutes"], row[key]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            hollow = row["cpu_minutes_source"] != "medido"
+            if key == "test_f1":
+                ax.errorbar(row["cpu_minutes"], row[key], yerr=[[row[key] - row["test_f1_low"]], [row["test_f1_high"] - row[key]]],
+                            fmt="o", color=colour, mfc="white" if hollow else colour, ms=5, elinewidth=0.7, capsize=2)
+            else:
+                ax.plot(row["cpu_minutes"], row[key], "o", color=colour, mfc="white" if hollow else colour, ms=5)
+            if key == "test_f1" and row["name"] in named:
+                ax.annotate(row["name"], (row["cpu_minutes"], row[key]), fontsize=6.5, xytext=(4, -3), textcoords="offset points")
         ax.set_ylabel(label)
-    axes[0].set_yscale("log")
-    axes[0].yaxis.set_major_formatter(ScalarFormatter())
-    fig.supxlabel("minutos de treino no CPU de 2 núcleos (cheio: medido; vazio: estimado)")
+        ax.grid(alpha=0.3)
+    axes[1][1].set_yscale("log")
+    axes[1][1].yaxis.set_major_locator(FixedLocator([0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]))
+    axes[1][1].yaxis.set_major_formatter(ScalarFormatter())
+    axes[1][1].yaxis.set_minor_formatter(NullFormatter())
+    fig.supxlabel("minutos de treino no CPU de 2 núcleos (cheio: medido; vazio: estimado da calibração)")
     fig.suptitle("Estudo da receita: qualidade contra custo de treino no CPU")
     return save(fig, path)
 

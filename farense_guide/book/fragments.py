@@ -78,7 +78,7 @@ def run_values(run_path: Path) -> dict[str, str]:
     profile, iterations, backend, best, throughput = info.profile, info.iterations, info.backend, info.best, info.throughput
     seconds = (parse_stamp(info.ended_at) - parse_stamp(info.started_at)).total_seconds()
     values = {
-        "name": info.name, "profile": profile.name, "model": profile.model,
+        "name": info.name, "profile": profile.name, "description": profile.description, "model": profile.model,
         "method": backend.method, "device": backend.device,
         "precision": info.memory["estimate"].get("precision", backend.method),
         "date": pt_date(info.started_at), "machine": machine_label(info.machine),
@@ -358,6 +358,7 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
              f"{values['run.steps_done']} passos de {values['run.full_steps']} de um treino completo"
              + (" (run encurtado)." if shortened else ".")]
     if not is_reference(run_path):
+        lines[-1] += f" O perfil descreve-se assim: {markdown_cell(values['run.description'])}."
         comparison = reference_comparison(run_path)
         where = ("`nox -s docs`, sem `--run`, mostra o run de referência, `runs/reference/`; a tabela compara os dois."
                  if comparison else "O run de referência fica em `runs/reference/` e substitui-os quando existir.")
