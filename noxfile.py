@@ -244,8 +244,8 @@ def all_steps(session: nox.Session) -> None:
     full = "--full" in args
     extra = [a for a in args if a != "--full"]
     profile = os.environ.get("FARENSE_PROFILE") or ("smollm2" if full else HALF_HOUR_PROFILE)
-    run = f"runs/all-{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    step(session, "preflight", "farense-guide", "preflight")
+    run = f"runs/all-{Path(profile).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    step(session, "preflight", "farense-guide", "preflight", "--profile", profile)
     step(session, "data", "farense-guide", "data", "validate", "data")
     step(session, "train", "farense-guide", "train", "--profile", profile, "--run-name", Path(run).name, *extra)
     step(session, "evaluate", "farense-guide", "evaluate", run)

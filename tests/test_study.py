@@ -63,3 +63,21 @@ def test_study_without_finished_runs_is_a_pt_error(tmp_path):
         build_study(tmp_path)
     result = run_cli("study", str(tmp_path))
     assert result.returncode == 2 and "nenhum run terminado" in result.stderr
+
+
+def test_the_half_hour_profile_is_the_studied_recipe():
+    """nox -s all trains smollm2-30min: it must be the recipe the study measured as s130-lr5e-4, in what decides
+    the model (the validation and checkpoint cadence and the base's precision on a GPU aside)."""
+    from pathlib import Path
+
+    from farense_guide.config import load_profile
+    from farense_guide.runs import read_json
+
+    studied = read_json(Path(__file__).resolve().parents[1] / "runs" / "study" / "s130-lr5e-4" / "run.json")["profile"]
+    profile = load_profile("smollm2-30min")
+    decides = ("model", "batch_size", "grad_accumulation", "max_seq_length", "learning_rate", "lr_schedule", "warmup_steps",
+               "seed", "mask_prompt", "data")
+    assert {key: getattr(profile, key) for key in decides} == {key: studied[key] for key in decides}
+    assert profile.lora.__dict__ == studied["lora"]
+    steps_per_epoch = 1044 // profile.batch_size
+    assert min(profile.epochs * steps_per_epoch, profile.max_steps) == studied["max_steps"]
