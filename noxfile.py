@@ -227,7 +227,8 @@ def bench(session: nox.Session) -> None:
 # `nox -s all` trains the half-hour recipe (farense_guide/profiles/smollm2-30min.yaml): the study in runs/study/
 # found no recipe that reaches the full profile's quality inside 30 minutes on a 2-core CPU, install and the
 # evaluation of all 130 test questions included, so it trains the best trade-off it found, in full, and says so.
-# `-- --full` trains the full profile (smollm2), as runs/reference; FARENSE_PROFILE (the snippets: tiny) wins over both.
+# `-- --full` trains the full profile (smollm2), as runs/reference; FARENSE_PROFILE (the snippets: tiny) wins over both,
+# and `-- --profile X` over all.
 HALF_HOUR_PROFILE = "smollm2-30min"
 
 
@@ -244,6 +245,9 @@ def all_steps(session: nox.Session) -> None:
     full = "--full" in args
     extra = [a for a in args if a != "--full"]
     profile = os.environ.get("FARENSE_PROFILE") or ("smollm2" if full else HALF_HOUR_PROFILE)
+    if "--profile" in extra[:-1]:  # `nox -s all -- --profile X`: X for every step, not only for train
+        at = extra.index("--profile")
+        profile, extra = extra[at + 1], extra[:at] + extra[at + 2:]
     run = f"runs/all-{Path(profile).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     step(session, "preflight", "farense-guide", "preflight", "--profile", profile)
     step(session, "data", "farense-guide", "data", "validate", "data")

@@ -22,7 +22,7 @@ from farense_guide.runs import RunFolder, read_json, safe_write, write_json
 
 CALIBRATION = "calibration"
 COLUMNS = ("name", "device", "learning_rate", "steps", "epochs", "lora_layers", "lora_rank", "lora_scale", "lora_dropout",
-           "batch_size", "mask_prompt", "seed", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
+           "batch_size", "mask_prompt", "seed", "val_batches", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
            "test_auc", "test_auc_low", "test_auc_high", "refusals_out_of_scope", "cpu_minutes", "cpu_minutes_source")
 
 
@@ -65,13 +65,15 @@ def study_row(run: RunFolder, cpu_seconds_per_step: dict) -> dict:
            "epochs": round(steps / iterations["steps_per_epoch"], 3), "lora_layers": profile["lora"]["num_layers"],
            "lora_rank": profile["lora"]["rank"], "lora_scale": profile["lora"]["scale"], "lora_dropout": profile["lora"]["dropout"],
            "batch_size": profile["batch_size"], "mask_prompt": profile["mask_prompt"], "seed": profile["seed"],
+           "val_batches": profile.get("val_batches", -1),
            "val_loss": last_validation(run), "best_val_loss": (info.get("best") or {}).get("val_loss"),
            "cpu_minutes": None if cpu_seconds is None else round(cpu_seconds / 60, 2), "cpu_minutes_source": source}
     report = run.evaluation / "evaluation_report.json"
     tuned = read_json(report)["tuned"] if report.is_file() else None
     row.update({"test_f1": tuned and tuned["f1"]["mean"], "test_f1_low": tuned and tuned["f1"]["ci_low"],
                 "test_f1_high": tuned and tuned["f1"]["ci_high"], "test_auc": tuned and tuned["auc"],
-                "test_auc_low": tuned and tuned["auc_interval"]["ci_low"], "test_auc_high": tuned and tuned["auc_interval"]["ci_high"],
+                "test_auc_low": tuned and tuned.get("auc_interval", {}).get("ci_low"),
+                "test_auc_high": tuned and tuned.get("auc_interval", {}).get("ci_high"),
                 "refusals_out_of_scope": tuned and tuned["refusal_rate_out_of_scope"]["mean"]})
     return {column: row[column] for column in COLUMNS}
 
@@ -101,8 +103,8 @@ def pareto_front(rows: list[dict], key: str) -> list[dict]:
 def study_figure(rows: list[dict], path: Path) -> Path:
     """Test F1 (95% interval), AUC and out-of-scope refusals of the evaluated recipes, and the validation loss of every
     recipe, against CPU minutes; hollow: estimated time. Names are written in the F1 panel, on its front (no cheaper
-    recipe did better) and on the CPU runs. A recipe whose loss also counts the prompt (mask_prompt false) has a validation
-    loss on other tokens: left out of that panel."""
+    recipe did better) and on the CPU runs. A recipe whose loss also counts the prompt (mask_prompt false), or that
+    validated on part of the validation set (val_batches), has a validation loss on other tokens: left out of that panel."""
     from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     plt = pyplot()
@@ -113,7 +115,8 @@ def study_figure(rows: list[dict], path: Path) -> Path:
               (axes[1][1], "val_loss", "perda de validação no fim (escala log.)", COLOURS["valid"]))
     named = {row["name"] for row in pareto_front(rows, "test_f1")} | {row["name"] for row in rows if row["device"] == "cpu"}
     for ax, key, label, colour in panels:
-        shown = [r for r in rows if r[key] is not None and r["cpu_minutes"] is not None and (key != "val_loss" or r["mask_prompt"])]
+        shown = [r for r in rows if r[key] is not None and r["cpu_minutes"] is not None
+                 and (key != "val_loss" or (r["mask_prompt"] and r["val_batches"] == -1))]
         for row in shown:
             hollow = row["cpu_minutes_source"] != "medido"
             if key == "test_f1":

@@ -47,8 +47,10 @@ environment() {
 }
 
 pack() {
-  tar -czf "$OUT/study.tmp.tar.gz" --exclude checkpoints --exclude adapters -C "$WORK" runs logs 2>/dev/null \
-    && mv "$OUT/study.tmp.tar.gz" "$OUT/study.tar.gz"
+  # tar says 1 when a file changed while it read it (the runs are writing): the archive is still good
+  local rc=0
+  tar -czf "$OUT/study.tmp.tar.gz" --exclude checkpoints --exclude adapters -C "$WORK" runs logs 2>/dev/null || rc=$?
+  if [ "$rc" -le 1 ]; then mv "$OUT/study.tmp.tar.gz" "$OUT/study.tar.gz"; fi
   cp "$WORK"/*.txt "$OUT/" 2>/dev/null || true
 }
 
@@ -60,7 +62,8 @@ one_run() {
   if [ "$name" != "$first" ]; then
     until [ -f "$STUDY/$first/evaluation/variants/base.json" ] || [ -f "$WORK/failed-$first" ]; do sleep 5; done
   fi
-  python3 -m farense_guide evaluate "$STUDY/$name" >>"$log" 2>&1 || echo "FAILED evaluate $name" >>"$WORK/failed.txt"
+  python3 -m farense_guide evaluate "$STUDY/$name" >>"$log" 2>&1 \
+    || { echo "FAILED evaluate $name" >>"$WORK/failed.txt"; touch "$WORK/failed-$name"; }
 }
 
 study() {
@@ -96,7 +99,7 @@ wait_for() {
   local until=$((SECONDS + $1))
   while [ ! -f "$WORK/ended.txt" ] && [ $SECONDS -lt $until ]; do pack; sleep 20; done
   pack
-  ls "$STUDY"/*/evaluation/evaluation_report.json 2>/dev/null | wc -l
+  find "$STUDY" -path '*/evaluation/evaluation_report.json' | wc -l
 }
 
 case "${1:-}" in

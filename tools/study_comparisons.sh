@@ -20,6 +20,8 @@ PAIRS=(
   "$S/e1-lr5e-4 $S/e1-lr5e-4-b2"           # one epoch: batch 2 instead of 4
   "$S/s130-lr5e-4 $S/s196-lr5e-4"          # the half-hour recipe against three quarters of an epoch
   "runs/all-curto-20261125-232452 $S/s130-lr5e-4"  # the half-hour recipe against the old shortened nox -s all
+  "$S/s130-lr5e-4 runs/all-smollm2-30min-20261202-162807"  # the half-hour recipe on the GPU and in nox -s all on the CPU
+  "runs/reference runs/all-smollm2-30min-20261202-162807"  # what nox -s all gives against the reference
 )
 mkdir -p "$S/comparisons"
 for pair in "${PAIRS[@]}"; do

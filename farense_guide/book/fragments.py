@@ -358,7 +358,8 @@ def run_banner(run_path: Path, values: dict[str, str]) -> str:
              f"{values['run.steps_done']} passos de {values['run.full_steps']} de um treino completo"
              + (" (run encurtado)." if shortened else ".")]
     if not is_reference(run_path):
-        lines[-1] += f" O perfil descreve-se assim: {markdown_cell(values['run.description'])}."
+        if description := values["run.description"].strip().rstrip("."):
+            lines[-1] += f" O perfil descreve-se assim: {markdown_cell(description)}."
         comparison = reference_comparison(run_path)
         where = ("`nox -s docs`, sem `--run`, mostra o run de referência, `runs/reference/`; a tabela compara os dois."
                  if comparison else "O run de referência fica em `runs/reference/` e substitui-os quando existir.")
