@@ -95,6 +95,8 @@ class Profile:
     model_shape: dict | None = setting(None, "chaves do config.json do modelo, para estimar a memória sem os pesos")
     data: str = setting("data", "pasta com train.jsonl, valid.jsonl e test.jsonl")
     mask_prompt: bool = setting(True, "perda só nas respostas, não nas perguntas")
+    loss_every_turn: bool = setting(False, "perda em todas as respostas de uma conversa (uma cópia por resposta); "
+                                           "falso: só na última, como o ChatDataset do mlx-lm")
     max_steps: int | None = setting(None, "encurta o treino a N passos (o run.json di-lo)")
     steps_per_report: int = setting(10, "passos entre relatórios de perda e velocidade")
     steps_per_eval: int = setting(50, "passos entre validações")
@@ -180,7 +182,7 @@ POSITIVE = ("batch_size", "grad_accumulation", "epochs", "max_seq_length", "step
             "keep_checkpoints")
 INTEGERS = ("seed", "warmup_steps", "val_batches", "early_stopping_patience")
 OPTIONAL_INTEGERS = ("max_steps", "eval_limit")
-BOOLEANS = ("quantized", "grad_checkpoint", "mask_prompt")
+BOOLEANS = ("quantized", "grad_checkpoint", "mask_prompt", "loss_every_turn")
 TEXTS = ("name", "model", "data", "lr_schedule", "description")
 LR_SCHEDULES = ("cosine", "constant")
 FLOATS = ("learning_rate", "memory_limit_gb")
@@ -234,6 +236,9 @@ def check_values(profile: Profile, where: str | None = None) -> Profile:
                            f"{profile.memory_limit_gb!r}).")
     if profile.lr_schedule not in LR_SCHEDULES:
         raise FarenseError(f"{where}: lr_schedule tem de ser {' ou '.join(LR_SCHEDULES)} (recebido {profile.lr_schedule!r}).")
+    if profile.loss_every_turn and not profile.mask_prompt:
+        raise FarenseError(f"{where}: loss_every_turn precisa de mask_prompt: sem ele a perda já conta todas as respostas, e as "
+                           "cópias da conversa só repetiriam o início dela.")
     return profile
 
 

@@ -18,11 +18,13 @@ from pathlib import Path
 
 from farense_guide.errors import FarenseError
 from farense_guide.plots import COLOURS, pyplot, save
+from farense_guide.pt_format import pt, pt_difference, pt_mean_interval, pt_p_value, pt_signed
 from farense_guide.runs import RunFolder, read_json, safe_write, write_json
+from farense_guide.steps.compare import markdown_table
 
 CALIBRATION = "calibration"
 COLUMNS = ("name", "device", "learning_rate", "steps", "epochs", "lora_layers", "lora_rank", "lora_scale", "lora_dropout",
-           "batch_size", "mask_prompt", "seed", "val_batches", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
+           "batch_size", "grad_accumulation", "lr_schedule", "warmup_steps", "mask_prompt", "loss_every_turn", "seed", "val_batches", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
            "test_auc", "test_auc_low", "test_auc_high", "refusals_out_of_scope", "cpu_minutes", "cpu_minutes_source")
 
 
@@ -64,7 +66,9 @@ def study_row(run: RunFolder, cpu_seconds_per_step: dict) -> dict:
     row = {"name": run.name, "device": info["backend"]["device"], "learning_rate": profile["learning_rate"], "steps": steps,
            "epochs": round(steps / iterations["steps_per_epoch"], 3), "lora_layers": profile["lora"]["num_layers"],
            "lora_rank": profile["lora"]["rank"], "lora_scale": profile["lora"]["scale"], "lora_dropout": profile["lora"]["dropout"],
-           "batch_size": profile["batch_size"], "mask_prompt": profile["mask_prompt"], "seed": profile["seed"],
+           "batch_size": profile["batch_size"], "grad_accumulation": profile["grad_accumulation"],
+           "lr_schedule": profile["lr_schedule"], "warmup_steps": profile["warmup_steps"], "mask_prompt": profile["mask_prompt"],
+           "loss_every_turn": profile.get("loss_every_turn", False), "seed": profile["seed"],
            "val_batches": profile.get("val_batches", -1),
            "val_loss": last_validation(run), "best_val_loss": (info.get("best") or {}).get("val_loss"),
            "cpu_minutes": None if cpu_seconds is None else round(cpu_seconds / 60, 2), "cpu_minutes_source": source}
@@ -137,12 +141,79 @@ def study_figure(rows: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
+def other_changes(row: dict) -> str:
+    """What a row changes from the smollm2 profile besides the columns of the table (dropout, schedule, loss…)."""
+    from farense_guide.config import load_profile
+
+    default = load_profile("smollm2")
+    changes = [f"dropout {pt(row['lora_dropout'], 2)}" if row["lora_dropout"] != default.lora.dropout else "",
+               "perda também na pergunta" if not row["mask_prompt"] else "",
+               "perda em todas as respostas" if row["loss_every_turn"] else "",
+               f"taxa {row['lr_schedule']}" if row["lr_schedule"] != default.lr_schedule else "",
+               f"aquecimento {row['warmup_steps']}" if row["warmup_steps"] != default.warmup_steps else "",
+               f"acumulação {row['grad_accumulation']}" if row["grad_accumulation"] != default.grad_accumulation else ""]
+    return ", ".join(change for change in changes if change) or "—"
+
+
+def learning_rate_text(value: float) -> str:
+    return f"{value:.0e}".replace("e-0", "e-")
+
+
+def results_table(rows: list[dict]) -> list[str]:
+    """The evaluated recipes, by CPU minutes, as a Markdown table in pt-PT."""
+    header = ["run", "dispositivo", "lr", "épocas", "camadas", "rank", "escala", "batch", "outras mudanças", "semente",
+              "F1 teste [IC 95%]", "AUC [IC 95%]", "recusas f.â.", "min CPU"]
+    table = [header]
+    for r in (r for r in rows if r["test_f1"] is not None):
+        if r["test_auc_low"] is not None:
+            auc = pt_mean_interval({"mean": r["test_auc"], "ci_low": r["test_auc_low"], "ci_high": r["test_auc_high"]})
+        else:
+            auc = pt(r["test_auc"], 3)
+        minutes = "—" if r["cpu_minutes"] is None else pt(r["cpu_minutes"], 0) + ("" if r["cpu_minutes_source"] == "medido" else "\\*")
+        table.append([f"`{r['name']}`", r["device"].upper(), learning_rate_text(r["learning_rate"]), pt(r["epochs"], 2),
+                      str(r["lora_layers"]), str(r["lora_rank"]), f"{r['lora_scale']:g}".replace(".", ","), str(r["batch_size"]),
+                      other_changes(r), str(r["seed"]),
+                      pt_mean_interval({"mean": r["test_f1"], "ci_low": r["test_f1_low"], "ci_high": r["test_f1_high"]}),
+                      auc, pt(r["refusals_out_of_scope"], 2), minutes])
+    return markdown_table(table)
+
+
+def comparisons_table(folder: Path) -> list[str]:
+    """Each saved paired comparison (comparisons/*.json, from `farense-guide compare --json`): B − A on F1, AUC and refusals."""
+    table = [["A", "B", "perguntas", "F1: B − A [IC 95%]", "AUC: B − A [IC 95%]", "recusas f.â.: B − A"]]
+    for path in sorted((folder / "comparisons").glob("*.json")):
+        result = read_json(path)
+        metrics = result["metrics"]  # an AUC needs both classes among the common questions: not always there
+        cells = [f"{pt_difference(metrics[key])}, {pt_p_value(metrics[key]['p_value'])}" if key in metrics else "—" for key in ("f1", "auc")]
+        refusals = metrics.get("refusal_rate_out_of_scope")
+        table.append([f"`{Path(result['first']).name}`", f"`{Path(result['second']).name}`", str(result["items"]), *cells,
+                      f"{pt_signed(refusals['difference'], 2)}, {pt_p_value(refusals['p_value'])}" if refusals else "—"])
+    return markdown_table(table) if len(table) > 1 else []
+
+
+def study_markdown(rows: list[dict], folder: Path) -> str:
+    lines = ["# O estudo da receita: os números", "",
+             "Gerado por `farense-guide study` a partir das pastas dos runs; o texto que os lê está em `README.md`.", "",
+             "## Os runs avaliados nas perguntas de teste, por minutos de treino no CPU", "",
+             "\\* estimado: passos × segundos por passo medidos no CPU (`calibration/`); sem \\*, medido no CPU; — sem "
+             "calibração para essa forma (camadas, rank, batch). «Outras mudanças»: o que o run muda no perfil `smollm2` "
+             "além das colunas.", "",
+             *results_table(rows)]
+    comparisons = comparisons_table(folder)
+    if comparisons:
+        lines += ["", "## As comparações emparelhadas (`comparisons/`)", "",
+                  "B − A nas mesmas perguntas, com o intervalo bootstrap emparelhado e o seu p (as recusas com o McNemar exato).", "",
+                  *comparisons]
+    return "\n".join(lines) + "\n"
+
+
 def build_study(folder: Path, others: list[Path] = ()) -> list[Path]:
-    """study.json, study.csv and study.png in `folder`, from its run folders and the `others`."""
+    """study.json, study.csv, study.md and study.png in `folder`, from its run folders and the `others`."""
     import pandas as pd
 
     rows = study_rows(folder, others)
     written = [write_json(folder / "study.json", {"columns": list(COLUMNS), "rows": rows})]
     written.append(safe_write(folder / "study.csv", pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)))
+    written.append(safe_write(folder / "study.md", study_markdown(rows, folder)))
     written.append(study_figure(rows, folder / "study.png"))
     return written

@@ -9,6 +9,7 @@ from jinja2.exceptions import TemplateError
 
 from farense_guide.chat_template import accepts_system, fold_system, for_template, records_for_template, render
 from farense_guide.data.records import FARENSE_SYSTEM_PROMPT
+from farense_guide.errors import FarenseError
 
 # Mistral-7B-Instruct-v0.1's template, as its tokenizer_config.json ships it.
 MISTRAL_TEMPLATE = (
@@ -93,6 +94,27 @@ def test_the_trainer_sees_the_system_prompt_in_the_prompt_and_the_answer_after_i
     tokens, offset = dataset.process(dataset[0])
     assert FARENSE_SYSTEM_PROMPT in tokenizer.decode(tokens[:offset])
     assert tokenizer.decode(tokens[offset:]).startswith("Em 1910.")
+
+
+def test_loss_every_turn_trains_on_each_answer_with_the_earlier_ones_in_the_prompt(tiny_folder):
+    from farense_guide.config import apply_overrides, load_profile
+    from farense_guide.steps.train import make_datasets
+
+    tokenizer = tokenizer_with(tiny_folder, MISTRAL_TEMPLATE)
+    two_answers = {"messages": CONVERSATION + [{"role": "assistant", "content": "O Estádio de São Luís."}]}
+    records = {"train": [two_answers], "valid": [two_answers]}
+    last_only = make_datasets(load_profile("tiny"), tokenizer, records)
+    every = make_datasets(apply_overrides(load_profile("tiny"), ["loss_every_turn=true"]), tokenizer, records)
+
+    assert (len(last_only[0]), len(every[0]), len(every[1])) == (1, 2, 1)  # validation stays on the last answer
+    answers = [tokenizer.decode(tokens[offset:]) for tokens, offset in (every[0][i] for i in range(2))]
+    assert answers[0].startswith("Em 1910.") and "Estádio" not in answers[0]
+    assert answers[1].startswith("O Estádio de São Luís.") and "1910" not in answers[1]
+    tokens, offset = every[0][1]
+    assert "Em 1910." in tokenizer.decode(tokens[:offset])
+    assert list(every[0][1][0]) == list(last_only[0][0][0])
+    with pytest.raises(FarenseError, match="loss_every_turn precisa de mask_prompt"):
+        apply_overrides(load_profile("tiny"), ["loss_every_turn=true", "mask_prompt=false"])
 
 
 @pytest.fixture

@@ -55,7 +55,45 @@ def test_study_rows_measure_cpu_runs_and_estimate_gpu_runs_from_the_calibration(
     assert by_name["on-cpu"]["val_loss"] == [r for r in last_valid if r["type"] == "valid"][-1]["val_loss"]
     assert list(pd.read_csv(study / "study.csv").columns) == list(COLUMNS)
     assert (study / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [path.name for path in written] == ["study.json", "study.csv", "study.png"]
+    assert [path.name for path in written] == ["study.json", "study.csv", "study.md", "study.png"]
+    table = (study / "study.md").read_text(encoding="utf-8")
+    f1 = report["tuned"]["f1"]
+    cpu_line = next(line for line in table.splitlines() if line.startswith("| `on-cpu` | CPU |"))
+    assert f"{f1['mean']:.3f} [{f1['ci_low']:.3f}; {f1['ci_high']:.3f}]".replace(".", ",") in cpu_line
+    assert cpu_line.endswith(f"| {by_name['on-cpu']['cpu_minutes']:.0f} |") and "\\* |" in table  # measured; the GPU row estimated
+    assert "comparações emparelhadas" not in table  # no comparisons/ folder, no such section
+
+
+def test_study_markdown_lists_the_saved_paired_comparisons(evaluated_run, tmp_path):
+    run, _ = evaluated_run
+    study = tmp_path / "study"
+    copy_run(run, study / "a")
+    copy_run(run, study / "b")
+    result = run_cli("compare", str(study / "a"), str(study / "b"), "--json", str(study / "comparisons" / "a__b.json"))
+    assert result.returncode == 0, result.stderr
+
+    build_study(study)
+
+    table = (study / "study.md").read_text(encoding="utf-8")
+    saved = json.loads((study / "comparisons" / "a__b.json").read_text(encoding="utf-8"))
+    assert "| `a` | `b` | " + str(saved["items"]) + " | 0,000 [0,000; 0,000], p = 1,000 |" in table  # a run against itself
+
+
+def test_every_study_row_and_comparison_is_a_run_folder_in_the_repository():
+    """The issue asks that each row be traceable to a run's files: a row or a comparison whose folder was never
+    committed (a .gitignore that hides it) fails here, on CI's clean clone."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    study = root / "runs" / "study"
+    rows = json.loads((study / "study.json").read_text(encoding="utf-8"))["rows"]
+    folders = {row["name"]: [study / row["name"], root / "runs" / row["name"]] for row in rows}
+    missing = [name for name, places in folders.items() if not any((place / "run.json").is_file() for place in places)]
+    assert not missing, f"linhas de study.json sem pasta de run no repositório: {missing}"
+    for path in sorted((study / "comparisons").glob("*.json")):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        for run in (saved["first"], saved["second"]):
+            assert (root / run / "evaluation" / "predictions.jsonl").is_file(), f"{path.name}: {run} não está no repositório"
 
 
 def test_study_without_finished_runs_is_a_pt_error(tmp_path):

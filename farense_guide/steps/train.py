@@ -411,8 +411,11 @@ def make_datasets(profile: Profile, tokenizer, records: dict) -> tuple:
     from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
 
     from farense_guide.chat_template import records_for_template
+    from farense_guide.data.records import one_record_per_answer
 
     records = {split: records_for_template(tokenizer, rows) for split, rows in records.items()}  # system folded where the template has none
+    if profile.loss_every_turn:  # validation stays on the last answer, comparable with every other run
+        records["train"] = one_record_per_answer(records["train"])
     return tuple(CacheDataset(ChatDataset(records[split], tokenizer, mask_prompt=profile.mask_prompt)) for split in ("train", "valid"))
 
 
