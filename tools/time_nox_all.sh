@@ -17,15 +17,16 @@ git clone -q "$ROOT" "$WORK/main"
 python3 -m venv "$WORK/venv"
 
 cd "$WORK/main"
+before=$(ls -d runs/all-* 2>/dev/null || true)
 started=$(date -u +%FT%TZ)
 start=$SECONDS
 rc=0
-env -u LD_PRELOAD PIP_CACHE_DIR="$WORK/pip-cache" FARENSE_CACHE="$WORK/model-cache" PATH="$WORK/venv/bin:$PATH" \
+env -u LD_PRELOAD -u FARENSE_PROFILE PIP_CACHE_DIR="$WORK/pip-cache" FARENSE_CACHE="$WORK/model-cache" PATH="$WORK/venv/bin:$PATH" \
   bash -c 'pip install -q nox && nox -s all' >"$WORK/nox-all.log" 2>&1 || rc=$?
 seconds=$((SECONDS - start))
 
-run=$(ls -d runs/all-* 2>/dev/null | grep -v all-curto | tail -1)
-[ -n "$run" ] || { echo "o nox -s all não criou runs/all-*; veja $WORK/nox-all.log" >&2; exit 1; }
+run=$(comm -13 <(printf '%s\n' $before | sort) <(ls -d runs/all-* 2>/dev/null | sort) | tail -1 || true)
+[ -n "$run" ] || { echo "o nox -s all não criou nenhum runs/all-* (código $rc); veja $WORK/nox-all.log" >&2; exit 1; }
 target="$ROOT/$run"
 rm -rf "$target" && mkdir -p "$target"
 tar -cf - --exclude adapters --exclude checkpoints --exclude fused --exclude 'fused-*' -C "$run" . | tar -xf - -C "$target"
