@@ -15,6 +15,11 @@ def pt(value: float | None, digits: int = 2) -> str:
     return f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
 
 
+def pt_learning_rate(value: float) -> str:
+    """5e-4 as people write it in a profile: «5e-4», not «5e-04»."""
+    return f"{value:.0e}".replace("e-0", "e-")
+
+
 def pt_scientific(value: float, digits: int = 1) -> str:
     """2.8e10 -> «2,8 × 10¹⁰»."""
     mantissa, exponent = f"{value:.{digits}e}".split("e")

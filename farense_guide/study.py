@@ -18,13 +18,14 @@ from pathlib import Path
 
 from farense_guide.errors import FarenseError
 from farense_guide.plots import COLOURS, pyplot, save
-from farense_guide.pt_format import pt, pt_difference, pt_mean_interval, pt_p_value, pt_signed
+from farense_guide.pt_format import pt, pt_difference, pt_learning_rate, pt_mean_interval, pt_p_value, pt_signed
 from farense_guide.runs import RunFolder, read_json, safe_write, write_json
 from farense_guide.steps.compare import markdown_table
 
 CALIBRATION = "calibration"
 COLUMNS = ("name", "device", "learning_rate", "steps", "epochs", "lora_layers", "lora_rank", "lora_scale", "lora_dropout",
-           "batch_size", "grad_accumulation", "lr_schedule", "warmup_steps", "mask_prompt", "loss_every_turn", "seed", "val_batches", "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
+           "batch_size", "grad_accumulation", "lr_schedule", "warmup_steps", "mask_prompt", "loss_every_turn", "seed", "val_batches",
+           "val_loss", "best_val_loss", "test_f1", "test_f1_low", "test_f1_high",
            "test_auc", "test_auc_low", "test_auc_high", "refusals_out_of_scope", "cpu_minutes", "cpu_minutes_source")
 
 
@@ -141,11 +142,8 @@ def study_figure(rows: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
-def other_changes(row: dict) -> str:
-    """What a row changes from the smollm2 profile besides the columns of the table (dropout, schedule, loss…)."""
-    from farense_guide.config import load_profile
-
-    default = load_profile("smollm2")
+def other_changes(row: dict, default) -> str:
+    """What a row changes from the `default` profile besides the columns of the table (dropout, schedule, loss…)."""
     changes = [f"dropout {pt(row['lora_dropout'], 2)}" if row["lora_dropout"] != default.lora.dropout else "",
                "perda também na pergunta" if not row["mask_prompt"] else "",
                "perda em todas as respostas" if row["loss_every_turn"] else "",
@@ -155,12 +153,11 @@ def other_changes(row: dict) -> str:
     return ", ".join(change for change in changes if change) or "—"
 
 
-def learning_rate_text(value: float) -> str:
-    return f"{value:.0e}".replace("e-0", "e-")
-
-
 def results_table(rows: list[dict]) -> list[str]:
     """The evaluated recipes, by CPU minutes, as a Markdown table in pt-PT."""
+    from farense_guide.config import load_profile
+
+    default = load_profile("smollm2")
     header = ["run", "dispositivo", "lr", "épocas", "camadas", "rank", "escala", "batch", "outras mudanças", "semente",
               "F1 teste [IC 95%]", "AUC [IC 95%]", "recusas f.â.", "min CPU"]
     table = [header]
@@ -170,9 +167,9 @@ def results_table(rows: list[dict]) -> list[str]:
         else:
             auc = pt(r["test_auc"], 3)
         minutes = "—" if r["cpu_minutes"] is None else pt(r["cpu_minutes"], 0) + ("" if r["cpu_minutes_source"] == "medido" else "\\*")
-        table.append([f"`{r['name']}`", r["device"].upper(), learning_rate_text(r["learning_rate"]), pt(r["epochs"], 2),
+        table.append([f"`{r['name']}`", r["device"].upper(), pt_learning_rate(r["learning_rate"]), pt(r["epochs"], 2),
                       str(r["lora_layers"]), str(r["lora_rank"]), f"{r['lora_scale']:g}".replace(".", ","), str(r["batch_size"]),
-                      other_changes(r), str(r["seed"]),
+                      other_changes(r, default), str(r["seed"]),
                       pt_mean_interval({"mean": r["test_f1"], "ci_low": r["test_f1_low"], "ci_high": r["test_f1_high"]}),
                       auc, pt(r["refusals_out_of_scope"], 2), minutes])
     return markdown_table(table)

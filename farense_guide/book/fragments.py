@@ -28,7 +28,7 @@ from farense_guide import metrics
 from farense_guide.errors import FarenseError
 from farense_guide.data.output import markdown_cell
 from farense_guide.data.records import read_jsonl
-from farense_guide.pt_format import (duration, parse_stamp, pt, pt_date, pt_interval, pt_p_value, pt_scientific,
+from farense_guide.pt_format import (duration, parse_stamp, pt, pt_date, pt_interval, pt_learning_rate, pt_p_value, pt_scientific,
                                      pt_signed, pt_signed_interval)
 from farense_guide.runs import RunFolder, Stamp, read_json, safe_write, write_json
 
@@ -93,7 +93,7 @@ def run_values(run_path: Path) -> dict[str, str]:
         "duration": duration(seconds),
         "lora_rank": str(profile.lora.rank), "lora_scale": pt(profile.lora.scale, 1),
         "lora_layers": str(profile.lora.num_layers), "lora_dropout": pt(profile.lora.dropout, 2),
-        "learning_rate": f"{profile.learning_rate:.0e}".replace("e-0", "e-"), "max_seq_length": str(profile.max_seq_length),
+        "learning_rate": pt_learning_rate(profile.learning_rate), "max_seq_length": str(profile.max_seq_length),
         "kind": "referência" if is_reference(run_path) else "demonstração",
     }
     return {f"run.{key}": value for key, value in values.items()}
@@ -239,7 +239,7 @@ def profile_values() -> dict[str, str]:
                   "lora_layers": profile.lora.num_layers, "lora_dropout": pt(profile.lora.dropout, 2),
                   "batch_size": profile.batch_size, "grad_accumulation": profile.grad_accumulation,
                   "max_seq_length": profile.max_seq_length, "epochs": profile.epochs,
-                  "learning_rate": f"{profile.learning_rate:.0e}".replace("e-0", "e-"), "max_steps": profile.max_steps or "—",
+                  "learning_rate": pt_learning_rate(profile.learning_rate), "max_steps": profile.max_steps or "—",
                   "warmup_steps": profile.warmup_steps, "save_every": profile.save_every,
                   "keep_checkpoints": profile.keep_checkpoints, "steps_per_eval": profile.steps_per_eval,
                   "early_stopping_patience": profile.early_stopping_patience,
