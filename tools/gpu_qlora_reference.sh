@@ -69,7 +69,7 @@ wait_for() {
   [ -d "$WORK/logs" ] || { echo "nada em $WORK: comece com start" >&2; exit 1; }
   while [ ! -f "$WORK/logs/ended.txt" ] && [ $SECONDS -lt $until ]; do pack; sleep 20; done
   pack
-  tail -3 "$WORK"/logs/*.log
+  tail -n 3 "$WORK"/logs/*.log
 }
 
 case "${1:-}" in

@@ -9,9 +9,8 @@ PAIRS=(
   "$S/e3-lr2e-4 $S/e3-lr5e-4-seed1"        # ... and with two other seeds
   "$S/e3-lr2e-4 $S/e3-lr5e-4-seed2"
   "$S/reference-lr2e-4 $S/e3-lr2e-4"       # the old recipe on the CPU (the old reference) and on the GPU
-  # once runs/reference-lr5e-4 is evaluated and has become runs/reference:
-  # "runs/reference $S/e3-lr5e-4"          # the new recipe on the CPU and on the GPU
-  # "$S/reference-lr2e-4 runs/reference"   # the new reference against the old, both on the CPU
+  "runs/reference $S/e3-lr5e-4"            # the new recipe (runs/reference) on the CPU and on the GPU
+  "$S/reference-lr2e-4 runs/reference"     # the new reference against the old, both on the CPU
   "$S/e2-lr5e-4 $S/e3-lr5e-4"              # a third epoch
   "$S/e3-lr5e-4 $S/e4-lr5e-4"              # a fourth epoch
   "$S/e3-lr5e-4 $S/e3-lr7e-4"              # a higher learning rate
