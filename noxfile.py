@@ -226,7 +226,8 @@ def bench(session: nox.Session) -> None:
 
 # `nox -s all` trains the half-hour recipe (farense_guide/profiles/smollm2-30min.yaml): the study in runs/study/
 # found no recipe that reaches the full profile's quality inside 30 minutes on a 2-core CPU, install and the
-# evaluation of all 130 test questions included, so it trains the compromise it chose (~15 min of training), in full,
+# evaluation of all 130 test questions included, so it trains the compromise it chose (100 steps, ~14 min of training
+# on the slower of our 2-core machines), in full,
 # and says so.
 # `-- --full` trains the full profile (smollm2), as runs/reference; FARENSE_PROFILE (the snippets: tiny) wins over both,
 # and `-- --profile X` over all.
@@ -237,7 +238,7 @@ HALF_HOUR_PROFILE = "smollm2-30min"
 def all_steps(session: nox.Session) -> None:
     """O trabalho principal, do início ao fim: verificação, dados, treino, avaliação, relatório, PDF e site; para no primeiro passo que falhe.
 
-    Treina a receita de meia hora (perfil smollm2-30min: meia época, o compromisso escolhido no estudo em runs/study/, abaixo da
+    Treina a receita de meia hora (perfil smollm2-30min: 100 passos, o compromisso escolhido no estudo em runs/study/, abaixo da
     qualidade da referência; o run e o site dizem-no) e avalia as 130 perguntas de teste; `-- --full` treina o perfil
     completo, como runs/reference.
     """
