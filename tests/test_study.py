@@ -103,17 +103,19 @@ def test_study_without_finished_runs_is_a_pt_error(tmp_path):
     assert result.returncode == 2 and "nenhum run terminado" in result.stderr
 
 
-def test_the_half_hour_profile_is_the_studied_recipe():
-    """nox -s all trains smollm2-30min: it must be the recipe the study measured as s130-lr5e-4, in what decides
-    the model (the validation and checkpoint cadence and the base's precision on a GPU aside)."""
+def test_the_half_hour_profile_is_the_recipe_of_the_committed_nox_all_record():
+    """nox -s all trains smollm2-30min: the newest timed record of it (tools/time_nox_all.sh, runs/all-smollm2-30min-*)
+    must be in the repository and have trained that very recipe, in what decides the model."""
     from pathlib import Path
 
     from farense_guide.config import load_profile
     from farense_guide.runs import read_json
 
-    studied = read_json(Path(__file__).resolve().parents[1] / "runs" / "study" / "s130-lr5e-4" / "run.json")["profile"]
+    records = sorted((Path(__file__).resolve().parents[1] / "runs").glob("all-smollm2-30min-*/timing.txt"))
+    assert records, "falta o registo cronometrado do nox -s all: bash tools/time_nox_all.sh"
+    measured = read_json(records[-1].parent / "run.json")["profile"]
     profile = load_profile("smollm2-30min")
     decides = ("model", "batch_size", "grad_accumulation", "max_seq_length", "learning_rate", "lr_schedule", "warmup_steps",
                "epochs", "max_steps", "seed", "mask_prompt", "data")
-    assert {key: getattr(profile, key) for key in decides} == {key: studied[key] for key in decides}
-    assert profile.lora.__dict__ == studied["lora"]
+    assert {key: getattr(profile, key) for key in decides} == {key: measured[key] for key in decides}
+    assert profile.lora.__dict__ == measured["lora"]
