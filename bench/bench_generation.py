@@ -47,7 +47,7 @@ def main() -> None:
 
     single_rate, batched_rate = tokens(single) / single_seconds, tokens(batched) / batched_seconds
     same = sum(a.strip() == b.strip() for a, b in zip(single, batched))
-    print(f"Geração gulosa, SmolLM2-135M float32, {len(prompts)} perguntas de teste, até {args.max_tokens} tokens:")
+    print(f"Geração greedy, SmolLM2-135M float32, {len(prompts)} perguntas de teste, até {args.max_tokens} tokens:")
     print(f"  uma a uma: {single_rate:.1f} tokens/s · em lote: {batched_rate:.1f} tokens/s · razão {batched_rate / single_rate:.1f}x "
           f"· respostas iguais: {same}/{len(prompts)}")
 

@@ -135,12 +135,14 @@ def add_evaluate(subcommands) -> None:
     parser = subcommands.add_parser(
         "evaluate",
         help="avalia um run: o modelo afinado contra o base, no conjunto de teste",
-        description="Respostas gulosas (geração em lote do mlx-lm) avaliadas com exact match, precisão, recall, F1 e ROUGE-L "
-        "contra a resposta de referência; verosimilhança da resposta certa contra respostas de outras perguntas (ROC, AUC, "
-        "top-1, matriz de confusão com o limiar escolhido na validação); perplexidade; recusas fora do âmbito. "
-        "Escreve runs/<nome>/evaluation/.",
+        description="Respostas por descodificação gananciosa (greedy; geração em lote do mlx-lm) avaliadas com exact match, "
+        "precisão, recall, F1 e ROUGE-L contra a resposta de referência; verosimilhança da resposta certa contra respostas de "
+        "outras perguntas (ROC, AUC, top-1, matriz de confusão com o limiar escolhido na validação); perplexidade; recusas fora "
+        "do âmbito. Escreve runs/<nome>/evaluation/.\n"
+        "Aceita também um adaptador treinado só com o mlx-lm: uma pasta sem run.json cujo adapters/ o mlx_lm.lora escreveu "
+        "(--adapter-path <pasta>/adapters); o run.json é feito a partir do adapter_config.json.",
     )
-    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>")
+    parser.add_argument("run", type=Path, help="pasta do run, p. ex. runs/<nome>, ou uma pasta cujo adapters/ o mlx_lm.lora escreveu")
     parser.add_argument("--limit", type=integer_argument, help="avalia só as primeiras N perguntas de cada conjunto (para ensaios rápidos)")
     parser.add_argument("--max-tokens", type=integer_argument, default=96, help="máximo de tokens por resposta (por omissão: 96)")
     parser.add_argument("--allow-running", action="store_true", help="avalia mesmo que o treino do run ainda esteja a decorrer")
@@ -228,7 +230,7 @@ def add_fuse(subcommands) -> None:
         "fuse",
         help="funde o adaptador de um run no modelo base e verifica o resultado",
         description="Desquantiza cada camada adaptada, soma-lhe o LoRA em float32 e grava um modelo completo em "
-        "runs/<nome>/fused/ (em float, sem re-quantizar, salvo --bits). Depois compara as respostas gulosas do modelo "
+        "runs/<nome>/fused/ (em float, sem re-quantizar, salvo --bits). Depois compara as respostas greedy do modelo "
         "fundido com as da base com o adaptador, nas perguntas de teste, e escreve runs/<nome>/fuse_check/. Se a fusão "
         "mudar as respostas para lá da tolerância, falha e não grava o modelo.",
     )

@@ -58,7 +58,7 @@ def token_length_histogram(lengths: dict[str, list[int]], path: Path, max_seq_le
                 color=COLOURS.get(name), **style)
     if max_seq_length and max_seq_length <= max(every) * 1.5:
         ax.axvline(max_seq_length, color="#b22222", linestyle="--", label=f"max_seq_length = {max_seq_length}")
-    ax.set_xlabel("tokens por exemplo (modelo de chat aplicado)")
+    ax.set_xlabel("tokens por exemplo (molde de chat aplicado)")
     ax.set_ylabel("exemplos")
     ax.set_title("Comprimento dos exemplos em tokens")
     ax.legend()
@@ -102,7 +102,9 @@ def metrics_overview(report: dict, path: Path) -> Path:
     for offset, variant in ((-0.2, "base"), (0.2, "tuned")):
         values = [report[variant][n] for n in names]
         means = [v["mean"] for v in values]
-        errors = [[v["mean"] - v["ci_low"] for v in values], [v["ci_high"] - v["mean"] for v in values]]
+        # max(0, …): a Wilson bound can sit a rounding error past the mean (2.8e-17 above a rate of 0), and matplotlib
+        # refuses a negative error bar
+        errors = [[max(0.0, v["mean"] - v["ci_low"]) for v in values], [max(0.0, v["ci_high"] - v["mean"]) for v in values]]
         ax.bar(x + offset, means, width=0.4, yerr=errors, capsize=3, color=COLOURS[variant], label=VARIANT_LABELS[variant])
     ax.set_xticks(x, [METRIC_LABELS[n] for n in names])
     ax.set_ylim(0, 1.05)
@@ -122,7 +124,7 @@ def paired_differences(report: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.4))
     for y, name in enumerate(names):
         d = compared[name]
-        ax.errorbar(d["difference"], y, xerr=[[d["difference"] - d["ci_low"]], [d["ci_high"] - d["difference"]]], fmt="o", capsize=3,
+        ax.errorbar(d["difference"], y, xerr=[[max(0.0, d["difference"] - d["ci_low"])], [max(0.0, d["ci_high"] - d["difference"])]], fmt="o", capsize=3,
                     color=COLOURS["tuned"] if d["significant"] else COLOURS["base"], mfc=COLOURS["tuned"] if d["significant"] else "white")
     ax.axvline(0, color="#b22222", linewidth=1)
     ax.set_yticks(range(len(names)), [labels[name].replace("\n", " ") for name in names])

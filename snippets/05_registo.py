@@ -1,4 +1,4 @@
-"""Capítulo 5: um exemplo do conjunto de treino, e o texto que o modelo vê depois do modelo de chat."""
+"""Capítulo 5: um exemplo do conjunto de treino, e o texto que o modelo vê depois do molde de chat."""
 
 # --8<-- [start:registo]
 import json
@@ -13,7 +13,7 @@ for mensagem in registo["messages"]:
     print(f"{mensagem['role']:>9}: {mensagem['content']}")
 print("     meta:", registo["meta"])
 
-# O mesmo exemplo como o treino o vê: o modelo de chat do tokenizador junta as mensagens num texto.
+# O mesmo exemplo como o treino o vê: o molde de chat do tokenizador junta as mensagens num texto.
 tokenizador = load_tokenizer("smollm2")
 texto = tokenizador.apply_chat_template(registo["messages"], tokenize=False)
 print(texto)

@@ -53,7 +53,7 @@ print(reply["usage"])
 PY
 # --8<-- [end:pedido]
 
-# O servidor aplica mesmo o adaptador: a resposta começa como a do `farense-guide chat --adapter` (gulosa nos dois;
+# O servidor aplica mesmo o adaptador: a resposta começa como a do `farense-guide chat --adapter` (greedy nos dois;
 # só o início se compara, porque os dois caminhos de geração podem divergir por arredondamentos mais à frente).
 servidor="$(python - "$PORTA" <<'PY'
 import json, sys, urllib.request

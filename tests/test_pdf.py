@@ -65,7 +65,11 @@ def test_every_figure_of_the_run_is_embedded(site_project, pdf):
     _, reader = pdf
     embedded = [image.image.convert("RGB").tobytes() for page in reader.pages for image in page.images]
     figures = sorted((site_project / "guide" / "_generated" / "figures").glob("*.png"))
-    assert len(figures) == 8  # the run's figures, paired_differences.png included
+    from farense_guide.book.fragments import section_modules
+
+    section_figures = [name for module in section_modules() for _, name in getattr(module, "FIGURES", [])]
+    assert len(figures) == 8 + len(section_figures)  # the run's figures (paired_differences.png included) and the sections'
+    assert set(section_figures) <= {figure.name for figure in figures}
     for figure in figures:
         assert Image.open(figure).convert("RGB").tobytes() in embedded, figure.name
 

@@ -9,6 +9,7 @@
     fuse_check.md      the run's fuse check(s): fused answers against base + adapter
     compare_gpu.md     the run next to runs/reference-cuda, the QLoRA run on an NVIDIA GPU (values gpu.*)
     figures/*.png      the run's figures
+    (and what each module of farense_guide/book/sections/ writes: the teaching sections' examples and tables)
 
 Sources: the run folder (run.json, evaluation/evaluation_report.json, tables/, figures/), the data
 statistics (data/stats/stats.json), the training profiles and the memory estimator. A stamp of all
@@ -17,7 +18,9 @@ inputs skips the work when nothing changed.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -39,13 +42,14 @@ STAMP = ".fragments-stamp"
 RUN_TABLES = ("training.md", "evaluation.md", "epochs.md")
 FUSE_BITS = (None, 4)  # the fuse checks the guide shows: the float fuse, and the fuse re-quantized to 4 bits
 
-# Metal's recommendedMaxWorkingSetSize on a 16 GB M1, as llama.cpp logs it ("10922.67 MB", MiB):
-# about two thirds of the RAM; the GPU may not use more (llama-cpp-python issue 687 shows the line).
+# Metal's recommendedMaxWorkingSetSize on a 16 GB M1, as llama.cpp logs it ("10922.67 MB", MiB): about two thirds of
+# the RAM, a recommendation (the wired limit is the cap) and the estimator's budget (llama-cpp-python issue 687 shows the line).
 M1_16GB_WORKING_SET = 10922.67 * 2**20
-# The M1's 8-core GPU peak: 2.6 TFLOP/s in float32 (Apple's figure for the M1, 2020).
+# The 8-core M1 GPU's peak: 2.6 TFLOP/s in float32 (Apple's figure for the M1, 2020); the 7-core M1 has 7/8 of it.
 M1_GPU_FLOPS = 2.6e12
-# Training with a frozen base costs ~4 FLOPs per parameter per token: 2 forward, 2 for the
-# gradient with respect to the activations (no weight gradients for the frozen base).
+# Training the m1-16gb profile costs ~4 FLOPs per parameter per token: 2 forward through every layer; ~1 backward
+# (activation gradients only, the base being frozen, and only through the 16 adapted layers of 32); ~1 for gradient
+# checkpointing, which runs those layers' forward again. Without checkpointing ~3; with every layer adapted ~6.
 FLOPS_PER_PARAMETER_TOKEN = 4
 SEVEN_B_PARAMETERS = 7e9
 STORY_CLAIMED_TOKENS_PER_SECOND = (300, 500)  # what the story's 7B guide claimed on an M1
@@ -288,8 +292,9 @@ def memory_table() -> tuple[str, dict[str, str]]:
         values[f"memory.{key}.weights_gb"] = pt(estimate.weights / GB, 1)
         values[f"memory.{key}.verdict"] = judge_fit(estimate.total, M1_16GB_WORKING_SET).label
     values["memory.lora_parameters"] = pt(rows[0][2].lora_parameters, 0)
-    note = ("\nEm GB (10⁹ bytes), no pico de um passo de treino. O limite do M1 de 16 GB é o que o Metal deixa a GPU usar "
-            f"(recommendedMaxWorkingSetSize, {values['memory.m1_budget_gb']} GB); «cabe» é até 85% dele.\n")
+    note = ("\nEm GB (10⁹ bytes), no pico de um passo de treino. O orçamento do M1 de 16 GB é o que o Metal recomenda à GPU "
+            f"(recommendedMaxWorkingSetSize, {values['memory.m1_budget_gb']} GB, uma recomendação e não um teto: capítulo 11); "
+            "«cabe» é até 85% dele.\n")
     return "\n".join(lines) + "\n" + note, values
 
 
@@ -421,7 +426,7 @@ def fuse_fragment(run_path: Path) -> tuple[str, dict[str, str]]:
         lines.append(row)
         values.update(row_values)
     first = checks[0][1]
-    lines += ["", f"Respostas gulosas (até {first['max_tokens']} tokens) às perguntas de teste do run {code(run_path.name)}; "
+    lines += ["", f"Respostas greedy (até {first['max_tokens']} tokens) às perguntas de teste do run {code(run_path.name)}; "
               f"tolerância: pelo menos {pt(100 * first['tolerance']['min_match'], 0)} % de respostas iguais e uma descida do F1 "
               f"de no máximo {pt(first['tolerance']['max_f1_drop'], 3)}. Fonte: {code(run_path.as_posix() + '/fuse_check*/fuse_check.json')}."]
     return "\n".join(lines) + "\n", values
@@ -463,6 +468,14 @@ def gpu_comparison(run_path: Path, gpu_run: Path) -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n", {f"gpu.{key}": value for key, value in gpu.items()}
 
 
+def section_modules() -> list:
+    """The modules of farense_guide/book/sections/, by name: each writes the fragments of one teaching section."""
+    from farense_guide.book import sections
+
+    names = sorted(info.name for info in pkgutil.iter_modules(sections.__path__))
+    return [importlib.import_module(f"{sections.__name__}.{name}") for name in names]
+
+
 def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     """The stamp of every input: the run, its tables and figures, the data statistics, the profiles, the reference
     and GPU runs the pages compare it with, and this code. The stamp names the paths: files are resolved, code goes
@@ -475,7 +488,10 @@ def fragments_stamp(run_path: Path, output: Path, stats_path: Path) -> Stamp:
     files += [run.predictions, reference.evaluation_report, reference.predictions, gpu.run_json, gpu.evaluation_report,
               gpu.predictions, *gpu.fuse_checks()]
     files += [M1_SHAPE_RECORD, run.export / "llamacpp_check.json"]
+    for module in section_modules():
+        files += [*module.sources(run_path), *(source for source, _ in getattr(module, "FIGURES", []))]
     code = [Path(path) for path in (__file__, memory.__file__, pt_format.__file__)]
+    code += [Path(module.__file__) for module in section_modules()]
     return Stamp(output / STAMP, files + code)
 
 
@@ -526,6 +542,11 @@ def generate(run: Path | None = None, output: Path = OUTPUT, stats_path: Path = 
     fuse_markdown, fuse_values = fuse_fragment(run_path)
     values.update({**memory_values, **gpu_values, **fuse_values})
     written = copy_run_outputs(run_path, output)
+    for module in section_modules():
+        files, section_values = module.fragment(run_path)
+        values.update(section_values)
+        written += [safe_write(output / name, markdown) for name, markdown in files.items()]
+        written += [safe_write(output / "figures" / name, Path(source).read_bytes()) for source, name in getattr(module, "FIGURES", [])]
     written += [safe_write(output / "compare_gpu.md", gpu_markdown), safe_write(output / "fuse_check.md", fuse_markdown),
                 safe_write(output / "memory_m1.md", memory_markdown), safe_write(output / "run_banner.md", run_banner(run_path, values)),
                 write_json(output / "values.json", dict(sorted(values.items())))]

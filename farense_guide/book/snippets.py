@@ -35,16 +35,23 @@ def snippet_files(root: Path = ROOT) -> list[Path]:
 
 COMMITTED_RUNS = ("reference", "reference-cuda")  # what a fresh clone has under runs/
 RUN_SKIP = shutil.ignore_patterns("checkpoints", "fused", "fused-*", "*.gguf")
+STUDY = "study"  # the recipe study (chapter 14): its table, figure and comparisons, and what redoes them
+# What neither the chapter's fragments nor `farense-guide study` and `compare` read: each run's figures, tables, logs,
+# readable reports and the evaluation's cache of variants (run.json, metrics.jsonl and evaluation/ are what they need).
+STUDY_SKIP = shutil.ignore_patterns("checkpoints", "adapters", "figures", "tables", "variants", "*.log", "EVALUATION_REPORT.md",
+                                    "evaluation_summary.csv", ".report-stamp")
 
 
 def scratch_copy(destination: Path) -> Path:
-    """The project as a fresh clone would have it: sources, and the committed runs once they are evaluated."""
+    """The project as a fresh clone would have it: sources, the committed runs once they are evaluated, and the study."""
     shutil.copytree(ROOT, destination, ignore=SKIP, dirs_exist_ok=True)
     (destination / "runs").mkdir(exist_ok=True)
     for name in COMMITTED_RUNS:
         run = RunFolder(ROOT / "runs" / name)
         if run.evaluation_report.exists():
             shutil.copytree(run.path, destination / "runs" / name, ignore=RUN_SKIP, dirs_exist_ok=True)
+    if (ROOT / "runs" / STUDY).is_dir():
+        shutil.copytree(ROOT / "runs" / STUDY, destination / "runs" / STUDY, ignore=STUDY_SKIP, dirs_exist_ok=True)
     return destination
 
 

@@ -49,7 +49,7 @@ def markdown_table(stats: dict) -> str:
         values = [f"{markdown_cell(name)}.jsonl", s["examples"], share, s["multi_turn"], s["tokens_total"], s["tokens_mean"], s["tokens_min"],
                   *[s[f"tokens_p{p}"] for p in PERCENTILES], s["tokens_max"]]
         rows.append("| " + " | ".join(str(v) for v in values) + " |")
-    note = f"\nTokens contados com o tokenizador de `{stats['tokenizer']}`, com o modelo de chat aplicado a cada exemplo."
+    note = f"\nTokens contados com o tokenizador de `{stats['tokenizer']}`, com o molde de chat aplicado a cada exemplo."
     return "\n".join(rows) + "\n" + note + "\n"
 
 

@@ -5,19 +5,25 @@ under evaluation/variants/ as soon as it is done; a saved result with the same k
 adapter and scoring code) is not scored again, and the base's is taken from a neighbouring run such
 as runs/reference. Then the fine-tuned model is compared with the base on the same questions
 (paired.py), and the report, the predictions, the CSV and the figures are written.
+
+A folder without run.json whose adapters/ was written by stock `mlx_lm.lora --adapter-path <folder>/adapters`
+becomes a run first: its run.json is made from the adapter_config.json mlx-lm saved (stock_run_info).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import sys
 from pathlib import Path
 
 from farense_guide import inference, metrics, paired, scoring
 from farense_guide.bars import task_bars
 from farense_guide.errors import FarenseError
 from farense_guide.scoring import DISTRACTORS, Item, load_items, score_variant
-from farense_guide.runs import RunFolder, RunInfo, RunStatus, file_sha256, read_json, write_csv, write_json, write_jsonl
+from farense_guide.runs import (Backend, Iterations, RunFolder, RunInfo, RunStatus, file_sha256, read_json, write_csv, write_json,
+                                write_jsonl)
 
 def loss_gap(run_folder) -> dict:
     """The last training-loss report against the last validation loss (the "overfitting gap")."""
@@ -164,11 +170,74 @@ def evaluation_items(info: RunInfo, limit: int | None) -> tuple[list[Item], list
     return load_items(data / "test.jsonl", limit), load_items(data / "valid.jsonl", limit)
 
 
+def stock_adapter_config(run: RunFolder) -> dict | None:
+    """The adapter_config.json in a folder's adapters/ when stock mlx_lm.lora wrote it and the folder has no run.json.
+    mlx_lm.lora saves every one of its arguments there (iters and data among them); `farense-guide train` saves only
+    what loading the adapter needs."""
+    path = run.adapters / "adapter_config.json"
+    if run.exists() or not path.is_file():
+        return None
+    config = read_json(path)
+    return config if {"iters", "data", "model"} <= set(config) else None
+
+
+def stock_run_info(run: RunFolder, config: dict) -> RunInfo:
+    """run.json for an adapter trained by mlx_lm.lora, from the arguments it saved, so that evaluate, report, compare,
+    chat and model take the folder like any run. mlx-lm records no data hashes, versions, machine, losses or outcome:
+    those stay empty, and its whole configuration is kept under the key "mlx_lm"."""
+    from farense_guide.config import profile_from_dict
+    from farense_guide.inference import default_device
+    from farense_guide.models import resolve_model
+
+    where = run.adapters / "adapter_config.json"
+    if config.get("fine_tune_type", "lora") != "lora":
+        raise FarenseError(f"{where}: adaptador {config['fine_tune_type']!r} do mlx_lm.lora; a avaliação só aceita adaptadores LoRA.")
+    data = Path(config["data"])
+    if not all((data / f"{split}.jsonl").is_file() for split in ("train", "valid", "test")):
+        raise FarenseError(f"{where}: o mlx_lm.lora treinou com os dados {config['data']!r}, que não são uma pasta com train.jsonl, "
+                           "valid.jsonl e test.jsonl.", "corra a avaliação na pasta de onde correu o mlx_lm.lora, com os mesmos dados")
+    examples = {split: sum(1 for line in (data / f"{split}.jsonl").open(encoding="utf-8") if line.strip()) for split in ("train", "valid")}
+    folder = resolve_model(str(config["model"]))
+    bits = (read_json(folder / "config.json").get("quantization") or {}).get("bits")  # mlx-lm trains on the base as it is
+    schedule = config.get("lr_schedule") or {}
+    cosine = schedule.get("name") == "cosine_decay"  # other schedules have no profile name: the "mlx_lm" key records them
+    try:
+        lora, batch, iters = config["lora_parameters"], config["batch_size"], config["iters"]
+        accumulation = config.get("grad_accumulation_steps", 1)
+        steps_per_epoch = max(examples["train"] // batch, 1)
+        profile = profile_from_dict({
+            "name": "mlx_lm.lora", "description": "adaptador treinado pelo mlx_lm.lora, sem o farense-guide",
+            "model": str(config["model"]), "quantized": bits is not None, "data": str(data),
+            "lora": {"rank": lora["rank"], "scale": lora["scale"], "dropout": lora["dropout"], "num_layers": config["num_layers"]},
+            "batch_size": batch, "grad_accumulation": accumulation, "max_seq_length": config["max_seq_length"],
+            "grad_checkpoint": bool(config["grad_checkpoint"]), "learning_rate": config["learning_rate"],
+            "lr_schedule": "cosine" if cosine else "constant", "warmup_steps": schedule.get("warmup", 0) if cosine else 0,
+            "epochs": math.ceil(iters / steps_per_epoch),  # mlx-lm counts iterations, not epochs
+            "mask_prompt": bool(config["mask_prompt"]), "seed": config["seed"], "steps_per_report": config["steps_per_report"],
+            "steps_per_eval": config["steps_per_eval"], "save_every": config["save_every"], "val_batches": config["val_batches"],
+            "early_stopping_patience": 0,
+        }, where=str(where))
+    except (KeyError, TypeError) as exc:
+        raise FarenseError(f"{where}: não é um adapter_config.json completo do mlx_lm.lora (chave em falta ou de outro tipo: {exc}).") from None
+    iterations = Iterations(epochs=profile.epochs, train_examples=examples["train"], valid_examples=examples["valid"],
+                            batch_size=batch, grad_accumulation=accumulation, effective_batch=batch * accumulation,
+                            steps_per_epoch=steps_per_epoch, full_steps=iters, total_steps=iters,
+                            optimizer_steps=iters // accumulation, shortened=False)
+    backend = Backend(device=default_device(), method=f"QLoRA (base a {bits} bits)" if bits else "LoRA", base_bits=bits,
+                      model_path=str(folder))
+    return RunInfo(name=run.name, profile=profile, iterations=iterations, data={}, backend=backend, status=RunStatus.COMPLETED,
+                   extra={"trained_by": "mlx_lm.lora", "mlx_lm": config})
+
+
 def evaluate_run(run_path: Path, limit: int | None = None, max_tokens: int = 96) -> dict:
     """Evaluate base and fine-tuned on test (threshold from valid); write run/evaluation/."""
     from farense_guide.report import build_report
 
     run = RunFolder(run_path)
+    if (config := stock_adapter_config(run)) is not None:
+        run.write_info(stock_run_info(run, config))
+        print(f"{run.path}: o adaptador em {run.adapters} foi treinado pelo mlx_lm.lora; run.json escrito a partir do seu "
+              "adapter_config.json.", file=sys.stderr)
     info = run.read_info()
     check_trained(run, info)
     limit = limit or info.profile.eval_limit

@@ -107,7 +107,7 @@ def check_markdown(check: dict) -> str:
         f"# Verificação da fusão: {check['run']}",
         "",
         f"Modelo fundido {bits}; {check['merged_layers']} projeções com LoRA somadas em float32. "
-        f"Respostas gulosas (até {check['max_tokens']} tokens) às {c['items']} perguntas de teste.",
+        f"Respostas greedy (até {check['max_tokens']} tokens) às {c['items']} perguntas de teste.",
         "",
         f"- respostas iguais às da base com o adaptador: {c['identical']} de {c['items']} ({pt(100 * c['match_share'], 1)} %)",
         f"- F1 médio entre as respostas dos dois: {pt(c['agreement_f1'], 3)}",

@@ -109,7 +109,7 @@ def check_run(run_path: Path, max_tokens: int = 96, limit: int | None = None, ex
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m farense_guide.steps.llamacpp_check",
                                      description="Carrega o GGUF exportado de um run no llama.cpp (llama-cpp-python), responde às "
-                                     "perguntas de teste com descodificação gulosa e compara com as respostas do modelo fundido "
+                                     "perguntas de teste com descodificação gananciosa (greedy) e compara com as respostas do modelo fundido "
                                      "do MLX. Escreve runs/<nome>/export/llamacpp_check.json.")
     parser.add_argument("run", type=Path, help="pasta do run, com export/*.gguf e fuse_check/")
     parser.add_argument("--max-tokens", type=int, default=96, help="máximo de tokens por resposta (por omissão: 96, como a fusão)")
