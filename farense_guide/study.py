@@ -153,6 +153,19 @@ def other_changes(row: dict, default) -> str:
     return ", ".join(change for change in changes if change) or "—"
 
 
+def minutes_cell(row: dict) -> str:
+    """A row's CPU minutes for a table: measured as they are, estimated with \\*, «—» without a calibration."""
+    if row["cpu_minutes"] is None:
+        return "—"
+    return pt(row["cpu_minutes"], 0) + ("" if row["cpu_minutes_source"] == "medido" else "\\*")
+
+
+def difference_cell(metrics: dict, key: str) -> str:
+    """B − A with its interval and p for one metric of a saved comparison; «—» where the comparison lacks it (an AUC
+    needs both classes among the common questions)."""
+    return f"{pt_difference(metrics[key])}, {pt_p_value(metrics[key]['p_value'])}" if key in metrics else "—"
+
+
 def results_table(rows: list[dict]) -> list[str]:
     """The evaluated recipes, by CPU minutes, as a Markdown table in pt-PT."""
     from farense_guide.config import load_profile
@@ -166,12 +179,11 @@ def results_table(rows: list[dict]) -> list[str]:
             auc = pt_mean_interval({"mean": r["test_auc"], "ci_low": r["test_auc_low"], "ci_high": r["test_auc_high"]})
         else:
             auc = pt(r["test_auc"], 3)
-        minutes = "—" if r["cpu_minutes"] is None else pt(r["cpu_minutes"], 0) + ("" if r["cpu_minutes_source"] == "medido" else "\\*")
         table.append([f"`{r['name']}`", r["device"].upper(), pt_learning_rate(r["learning_rate"]), pt(r["epochs"], 2),
                       str(r["lora_layers"]), str(r["lora_rank"]), f"{r['lora_scale']:g}".replace(".", ","), str(r["batch_size"]),
                       other_changes(r, default), str(r["seed"]),
                       pt_mean_interval({"mean": r["test_f1"], "ci_low": r["test_f1_low"], "ci_high": r["test_f1_high"]}),
-                      auc, pt(r["refusals_out_of_scope"], 2), minutes])
+                      auc, pt(r["refusals_out_of_scope"], 2), minutes_cell(r)])
     return markdown_table(table)
 
 
@@ -180,8 +192,8 @@ def comparisons_table(folder: Path) -> list[str]:
     table = [["A", "B", "perguntas", "F1: B − A [IC 95%]", "AUC: B − A [IC 95%]", "recusas f.â.: B − A"]]
     for path in sorted((folder / "comparisons").glob("*.json")):
         result = read_json(path)
-        metrics = result["metrics"]  # an AUC needs both classes among the common questions: not always there
-        cells = [f"{pt_difference(metrics[key])}, {pt_p_value(metrics[key]['p_value'])}" if key in metrics else "—" for key in ("f1", "auc")]
+        metrics = result["metrics"]
+        cells = [difference_cell(metrics, key) for key in ("f1", "auc")]
         refusals = metrics.get("refusal_rate_out_of_scope")
         table.append([f"`{Path(result['first']).name}`", f"`{Path(result['second']).name}`", str(result["items"]), *cells,
                       f"{pt_signed(refusals['difference'], 2)}, {pt_p_value(refusals['p_value'])}" if refusals else "—"])

@@ -19,7 +19,8 @@ from farense_guide.errors import FarenseError
 from farense_guide.pt_format import (pt, pt_difference, pt_interval, pt_learning_rate, pt_mean_interval, pt_p_value, pt_signed,
                                      pt_signed_interval)
 from farense_guide.runs import read_json
-from farense_guide.steps.compare import markdown_table
+from farense_guide.steps.compare import markdown_table, verdict as compare_verdict
+from farense_guide.study import difference_cell, minutes_cell
 
 STUDY = Path("runs/study")
 RUNS = Path("runs")  # where the recipes added with `--with` live (runs/reference)
@@ -90,12 +91,6 @@ def listing(items: list[str]) -> str:
     return " e ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items) or "—"
 
 
-def minutes(row: dict) -> str:
-    if row["cpu_minutes"] is None:
-        return "—"
-    return pt(row["cpu_minutes"], 0) + ("" if row["cpu_minutes_source"] == "medido" else "\\*")
-
-
 def recipe_table(rows: dict[str, dict], chosen: dict) -> str:
     header = ["run", "dispositivo", f"o que muda em relação a `{CHOSEN}`", "F1 no teste [IC 95%]", "AUC [IC 95%]",
               "recusas fora do âmbito", "min de CPU"]
@@ -106,7 +101,7 @@ def recipe_table(rows: dict[str, dict], chosen: dict) -> str:
         auc = {"mean": row["test_auc"], "ci_low": row["test_auc_low"], "ci_high": row["test_auc_high"]}
         table.append([f"`{row['name']}`", row["device"].upper(), "; ".join(different) or "— (a receita escolhida)",
                       pt_mean_interval(f1), pt_mean_interval(auc) if auc["ci_low"] is not None else pt(row["test_auc"], 3),
-                      refusals(row), minutes(row)])
+                      refusals(row), minutes_cell(row)])
     note = ("\\* estimado: passos × segundos por passo medidos no CPU de dois núcleos com a mesma forma (camadas, rank, batch; "
             "`runs/study/calibration/`); sem \\*, medido no CPU; — forma sem calibração. Fontes: `runs/study/study.json` e a "
             "avaliação de cada run.")
@@ -119,7 +114,7 @@ def verdict(result: dict) -> str:
     for key, label in METRICS:
         metric = result["metrics"].get(key)
         if metric and metric["significant"]:
-            said.setdefault("melhor" if metric["difference"] > 0 else "pior", []).append(label)
+            said.setdefault(compare_verdict(metric), []).append(label)
     parts = [f"{' e '.join(labels)} {word}{'es' if len(labels) > 1 else ''}" for word, labels in said.items()]
     return "; ".join(parts) or "sem diferença detetável"
 
@@ -130,11 +125,6 @@ def refusal_change(result: dict) -> str:
         return "—"
     total = metric["items"]
     return f"{round(metric['first'] * total)} → {round(metric['second'] * total)} de {total}, {pt_p_value(metric['p_value'])}"
-
-
-def metric_cell(result: dict, key: str) -> str:
-    metric = result["metrics"].get(key)  # an AUC needs both classes among the common questions
-    return f"{pt_difference(metric)}, {pt_p_value(metric['p_value'])}" if metric else "—"
 
 
 def change_order(result: dict, rows: dict[str, dict]) -> int:
@@ -149,8 +139,8 @@ def effects_table(results: list[dict], rows: dict[str, dict]) -> str:
     for result in sorted(results, key=lambda r: change_order(r, rows)):
         first, second = rows[result["a"]], rows[result["b"]]
         table.append([f"`{result['a']}` → `{result['b']}`", "; ".join(changes(first, second)) or "—",
-                      metric_cell(result, "f1"), metric_cell(result, "auc"), refusal_change(result),
-                      f"{minutes(first)} → {minutes(second)}", verdict(result)])
+                      difference_cell(result["metrics"], "f1"), difference_cell(result["metrics"], "auc"), refusal_change(result),
+                      f"{minutes_cell(first)} → {minutes_cell(second)}", verdict(result)])
     alpha = pt(results[0]["alpha"], 2) if results else "—"
     note = (f"B − A nas mesmas perguntas de teste, cada modelo afinado com uma só semente: intervalo bootstrap emparelhado a "
             f"95 % e o seu p; as recusas com o teste exato de McNemar. «Melhor» ou «pior» só com p < {alpha}. "
