@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from farense_guide import __version__, blas, commands
-from farense_guide.config import SHORTCUTS, default_profile_name, describe_keys
+from farense_guide.config import SHORTCUTS, available_profiles, default_profile_name, describe_keys
 from farense_guide.errors import FarenseError
 
 DEFAULT_DATA = Path("data")
@@ -89,7 +89,7 @@ def add_preflight(subcommands) -> None:
         "BLAS (Linux), o modelo base e a memória estimada do treino.\n"
         "Sai com código diferente de zero só quando há problemas bloqueantes.",
     )
-    parser.add_argument("--profile", default=default_profile_name(), help="perfil de treino (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
+    parser.add_argument("--profile", default=default_profile_name(), help=f"perfil de treino ({', '.join(available_profiles())} ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
     parser.add_argument("--json", action="store_true", help="escreve o relatório em JSON no ecrã em vez da tabela")
     parser.add_argument("--output", type=Path, default=Path("runs/preflight.json"), help="ficheiro JSON do relatório (por omissão: runs/preflight.json)")
     parser.set_defaults(handler=commands.run_preflight_command, uses_mlx=True)
@@ -278,7 +278,7 @@ def add_train(subcommands) -> None:
         "Ctrl-C grava um checkpoint e mostra o comando para retomar.",
         epilog=profile_keys_help(),
     )
-    parser.add_argument("--profile", default=default_profile_name(), help="perfil (smollm2, tiny, m1-16gb ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
+    parser.add_argument("--profile", default=default_profile_name(), help=f"perfil ({', '.join(available_profiles())} ou um .yaml); por omissão: smollm2, ou o da variável FARENSE_PROFILE")
     parser.add_argument("--run-name", help="nome do run (por omissão: <perfil>-<data>-<hora>)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="pasta dos runs (por omissão: runs)")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="retoma exatamente o run indicado a partir do último checkpoint")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capítulo 8: paralelismo de dados com dois processos na mesma máquina (mlx.launch, backend ring).
+# Capítulo 7: paralelismo de dados com dois processos na mesma máquina (mlx.launch, backend ring).
 set -euo pipefail
 rm -rf runs/farense-dois  # o run desta demonstração: refeito de cada vez que o snippet corre
 # --8<-- [start:distribuido]

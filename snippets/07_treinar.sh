@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capítulo 8: o treino que os capítulos seguintes usam (runs/farense). Nos testes, FARENSE_PROFILE=tiny.
+# Capítulo 7: o treino que os capítulos seguintes usam (runs/farense). Nos testes, FARENSE_PROFILE=tiny.
 set -euo pipefail
 # --8<-- [start:treinar]
 farense-guide train --run-name farense

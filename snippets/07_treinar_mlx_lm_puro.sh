@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Capítulo 8: a mesma afinação só com o mlx-lm (mlx_lm.lora e mlx_lm.generate) e o adaptador que ele escreve
-# avaliado pelo farense-guide contra o modelo base. Usa a base do run runs/farense (snippets/08_treinar.sh).
+# Capítulo 7: a mesma afinação só com o mlx-lm (mlx_lm.lora e mlx_lm.generate) e o adaptador que ele escreve
+# avaliado pelo farense-guide contra o modelo base. Usa a base do run runs/farense (snippets/07_treinar.sh).
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro snippets/08_treinar.sh" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro snippets/07_treinar.sh" >&2; exit 1; }
 rm -rf runs/mlx-lm-puro  # o run desta demonstração: refeito de cada vez que o snippet corre
 
 # Nos testes do guia (FARENSE_PROFILE=tiny) a base é o modelo minúsculo, que só tem duas camadas: o treino adapta
@@ -20,7 +20,7 @@ from importlib.metadata import version
 import yaml
 from mlx_lm.lora import CONFIG_DEFAULTS
 
-receita = yaml.safe_load(open("snippets/08_treinar_mlx_lm_puro.yaml", encoding="utf-8"))
+receita = yaml.safe_load(open("snippets/07_treinar_mlx_lm_puro.yaml", encoding="utf-8"))
 print(f"{'chave':<24}{'omissão do mlx-lm ' + version('mlx-lm'):<44}esta receita")
 for chave, valor in {"model": "a pasta dada a --model", **receita}.items():
     omissao = CONFIG_DEFAULTS.get(chave, "—")
@@ -30,7 +30,7 @@ PY
 
 # --8<-- [start:treinar]
 BASE="$(farense-guide model runs/farense)"  # a pasta da base que o treino do capítulo usou nesta máquina
-mlx_lm.lora --train -c snippets/08_treinar_mlx_lm_puro.yaml --model "$BASE" $AJUSTES
+mlx_lm.lora --train -c snippets/07_treinar_mlx_lm_puro.yaml --model "$BASE" $AJUSTES
 # --8<-- [end:treinar]
 # --8<-- [start:pasta]
 ls runs/mlx-lm-puro/adapters

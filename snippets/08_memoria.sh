@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capítulo 7: um perfil que não cabe é recusado antes de carregar o modelo, com a estimativa e o que mudar.
+# Capítulo 8: um perfil que não cabe é recusado antes de carregar o modelo, com a estimativa e o que mudar.
 set -euo pipefail
 # --8<-- [start:recusa]
 farense-guide train --run-name enorme --batch-size 4096 --max-seq-length 8192 && codigo=0 || codigo=$?

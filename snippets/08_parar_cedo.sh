@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capítulo 7: paragem antecipada. Com lora.scale=0 o adaptador não mexe na saída do modelo, por isso a
+# Capítulo 8: paragem antecipada. Com lora.scale=0 o adaptador não mexe na saída do modelo, por isso a
 # perda de validação não pode melhorar e o treino para ao fim de early_stopping_patience validações.
 set -euo pipefail
 rm -rf runs/cedo  # o run desta demonstração: refeito de cada vez que o snippet corre

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Capítulo 7: um treino interrompido com o equivalente de Ctrl-C e retomado de forma exata (run runs/retoma).
+# Capítulo 8: um treino interrompido com o equivalente de Ctrl-C e retomado de forma exata (run runs/retoma).
 set -euo pipefail
 rm -rf runs/retoma  # o run desta demonstração: refeito de cada vez que o snippet corre
 # --8<-- [start:interromper]
 set -m  # controlo de tarefas, como num terminal: o treino fica no seu próprio grupo de processos
-farense-guide train --run-name retoma --max-steps 40 &
+farense-guide train --run-name retoma --max-steps 24 &
 treino=$!
 # espera que o treino entre no ciclo (a primeira linha de metrics.jsonl) e faz o que o Ctrl-C faz:
 # manda SIGINT a todo o grupo de processos do treino

@@ -1,9 +1,9 @@
-"""Capítulo 8 (sobre o capítulo 7): o run interrompido e retomado dá o adaptador do run sem interrupções."""
+"""Capítulo 8: o run interrompido e retomado (runs/retoma) dá o adaptador do run sem interrupções (runs/farense, capítulo 7)."""
 
 import sys
 from pathlib import Path
 
-if not Path("runs/retoma/run.json").exists():  # o snippet do capítulo 7 não correu nesta pasta
+if not Path("runs/retoma/run.json").exists():  # snippets/08_retomar.sh não correu nesta pasta
     sys.exit(0)
 
 # --8<-- [start:comparar]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capítulo 9: um instantâneo do run do capítulo 8.
+# Capítulo 9: um instantâneo do run do capítulo 7.
 set -euo pipefail
 # --8<-- [start:monitor]
 farense-guide monitor runs/farense --once

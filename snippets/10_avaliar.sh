@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Capítulo 10: avaliar o run do capítulo 8 (runs/farense) e gerar as figuras e tabelas.
+# Capítulo 10: avaliar o run do capítulo 7 (runs/farense) e gerar as figuras e tabelas.
 # Com FARENSE_PROFILE=tiny o perfil do run tem eval_limit, por isso a avaliação é curta.
 set -euo pipefail
-test -f runs/farense/run.json  # o run que o capítulo 8 treina
+test -f runs/farense/run.json  # o run que o capítulo 7 treina
 
 # --8<-- [start:avaliar]
 farense-guide evaluate runs/farense

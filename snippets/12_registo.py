@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-assert Path("runs/farense/run.json").is_file(), "falta runs/farense (capítulo 8)"
+assert Path("runs/farense/run.json").is_file(), "falta runs/farense (capítulo 7)"
 
 # --8<-- [start:registo]
 import json

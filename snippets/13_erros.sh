@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Capítulo 13: provoca de propósito erros documentados no capítulo e confirma, para cada um, que a CLI
-# sai com código diferente de zero e escreve o texto que o capítulo cita. Precisa de runs/farense (capítulo 8).
+# sai com código diferente de zero e escreve o texto que o capítulo cita. Precisa de runs/farense (capítulo 7).
 set -euo pipefail
 # sem runs/farense, `train --run-name farense` abaixo começaria um treino a sério em vez de falhar
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 
 # --8<-- [start:espera_erro]
 # espera_erro TEXTO COMANDO...: corre o comando, exige que ele falhe e que escreva TEXTO

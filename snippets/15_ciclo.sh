@@ -2,7 +2,7 @@
 # Capítulo 15: o ciclo de melhoria. As perguntas em que o run falhou, a reconstrução dos dados a partir de
 # data/source/, um treino novo e a comparação de dois runs, pergunta a pergunta, no mesmo conjunto de teste.
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 # A avaliação de runs/farense é a do capítulo 10; se este snippet correr sozinho, faz-se aqui (o mesmo comando).
 [ -f runs/farense/evaluation/predictions.jsonl ] || farense-guide evaluate runs/farense
 

@@ -2,7 +2,7 @@
 # Capítulo 15: fundir o adaptador de runs/farense na base, com a verificação contra a base com o adaptador, e servir o
 # modelo fundido com o mlx_lm.server.
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 
 # --8<-- [start:fundir]
 farense-guide fuse runs/farense

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capítulo 15: exportar o modelo fundido de runs/farense para GGUF, com um Modelfile do Ollama, e ler o ficheiro de volta.
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 
 # --8<-- [start:exportar]
 farense-guide export runs/farense --gguf

@@ -2,7 +2,7 @@
 # Capítulo 15: o modelo base de runs/farense com o adaptador, servido pelo mlx_lm.server numa API compatível com a
 # da OpenAI em 127.0.0.1; espera que responda, faz um pedido e desliga-o.
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 # Nos testes, uma porta livre (outros processos podem estar a usar a 8080); o leitor usa a 8080.
 PORTA="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 

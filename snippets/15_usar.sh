@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Capítulo 15: usar o adaptador de runs/farense (capítulo 8) com a CLI do guia e com o mlx-lm.
+# Capítulo 15: usar o adaptador de runs/farense (capítulo 7) com a CLI do guia e com o mlx-lm.
 set -euo pipefail
-test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 8" >&2; exit 1; }
+test -f runs/farense/run.json || { echo "falta runs/farense: corra primeiro o capítulo 7" >&2; exit 1; }
 
 # --8<-- [start:chat]
 farense-guide chat --adapter runs/farense --base --max-tokens 60 "Quando foi fundado o Farense?"

@@ -56,6 +56,24 @@ def test_navigation_lists_every_chapter_once():
     assert len([p for p in listed if re.match(r"\d\d-", p)]) == 16
 
 
+def test_chapter_numbers_agree():
+    """The number in a chapter's file name, its nav title, its heading and every «capítulo N» link to it are one."""
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+    numbered = {file: title for entry in config["nav"] for title, file in entry.items() if re.match(r"\d\d-", file)}
+    wrong = []
+    for file, title in numbered.items():
+        number = str(int(file[:2]))
+        heading = (GUIDE / file).read_text(encoding="utf-8").splitlines()[0]
+        if not title.startswith(f"{number}. ") or not heading.startswith(f"# {number}. "):
+            wrong.append(f"{file}: título no nav {title!r}, cabeçalho {heading!r}")
+    for chapter in chapters():
+        for said, target in re.findall(r"capítulo (\d+)\]\((\d\d)-", chapter.read_text(encoding="utf-8")):
+            if int(said) != int(target):
+                wrong.append(f"{chapter.name}: «capítulo {said}» aponta para {target}-…")
+    assert not wrong, "\n".join(wrong)
+    assert list(numbered) == sorted(numbered), "o nav deve listar os capítulos pela ordem dos números"
+
+
 @pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.name)
 def test_code_blocks_are_snippet_includes(chapter):
     for token in tokens(chapter):

@@ -1,4 +1,4 @@
-"""The fine-tune with stock mlx-lm only (chapter 8): the recipe file says what the smollm2 profile says, mlx-lm's
+"""The fine-tune with stock mlx-lm only (chapter 7): the recipe file says what the smollm2 profile says, mlx-lm's
 defaults differ from the profile where the chapter says they do, and an adapter written by the real mlx_lm.lora
 trainer is evaluated by `farense-guide evaluate` like any run."""
 
@@ -15,7 +15,7 @@ from farense_guide import blas
 from farense_guide.config import load_profile
 from farense_guide.runs import RunFolder
 
-RECIPE = ROOT / "snippets" / "08_treinar_mlx_lm_puro.yaml"
+RECIPE = ROOT / "snippets" / "07_treinar_mlx_lm_puro.yaml"
 
 
 def recipe() -> dict:

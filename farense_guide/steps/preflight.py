@@ -89,7 +89,7 @@ def check_device(info: dict, device: str) -> Check | None:
         return None
     name = info.get("device_name", "?")
     limit = info.get("max_recommended_working_set_size")
-    value = f"{name}" + (f" · limite recomendado da GPU {format_gb(limit)}" if limit else "")
+    value = f"{name}" + (f" · memória recomendada da GPU {format_gb(limit)}" if limit else "")
     return Check("gpu", "GPU", value, Status.INFO)
 
 

@@ -436,6 +436,21 @@ def plan_iterations(profile: Profile, train_examples: int, valid_examples: int) 
     )
 
 
+def plan_warnings(profile: Profile, iterations: Iterations) -> list[str]:
+    """What a small data set quietly costs: examples that never fill a batch, a warm-up longer than the run."""
+    warnings = []
+    left_out = iterations.train_examples % profile.batch_size
+    if left_out:
+        warnings.append(f"{left_out} dos {iterations.train_examples} exemplos de treino não chegam a encher um batch "
+                        f"(batch_size={profile.batch_size}) e ficam de fora em todas as épocas; um batch_size que divida "
+                        f"{iterations.train_examples} usa-os todos.")
+    if profile.warmup_steps and profile.warmup_steps >= iterations.optimizer_steps:
+        warnings.append(f"o aquecimento (warmup_steps={profile.warmup_steps}) não cabe nas {iterations.optimizer_steps} "
+                        f"atualizações do treino: fica com {max(iterations.optimizer_steps - 1, 0)}, e quase todo o run é a "
+                        "subir a taxa; baixe warmup_steps (--set warmup_steps=N) ou suba epochs.")
+    return warnings
+
+
 def prepare(plan: TrainPlan, loss_fn: Callable | None = None) -> Training:
     """Everything before the first step; a new run's run.json and starting adapter are written here."""
     import mlx.optimizers as optim
@@ -465,6 +480,8 @@ def prepare(plan: TrainPlan, loss_fn: Callable | None = None) -> Training:
     info.process = {"pid": os.getpid(), "host": platform.node()}  # lets the monitor tell a dead run from a running one
     training = Training(plan, world, model, optimizer, train_set, valid_set, loss_fn or default_loss, info, state)
     if training.rank0:
+        for warning in [] if plan.resume else plan_warnings(profile, iterations):
+            print(f"aviso: {warning}", file=sys.stderr)
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_info(info)
         if not plan.resume:
