@@ -90,6 +90,16 @@ def unpaired_bootstrap(first, second, resamples: int = RESAMPLES, seed: int = 0,
     return metrics.Interval(float(second.mean() - first.mean()), *percentile_interval(resampled, confidence))
 
 
+def holm_rejections(p_values: list[float], alpha: float = ALPHA) -> int:
+    """How many of several tests stay "better or worse" after Holm's correction for testing many at once: the k-th
+    smallest p must be below alpha / (tests − k + 1), and the first that is not stops the count."""
+    tests = len(p_values)
+    for rank, p_value in enumerate(sorted(p_values)):
+        if p_value >= alpha / (tests - rank):
+            return rank
+    return tests
+
+
 def mcnemar_exact(first, second) -> tuple[int, int, float]:
     """(questions only the first got right, only the second, two-sided exact p-value): under "no difference" each
     disagreement goes either way with probability 1/2, so the smaller count is a binomial tail, doubled."""

@@ -140,3 +140,12 @@ def test_compare_two_runs_on_their_common_questions(evaluated_run, tmp_path):
     report.write_text(json.dumps(changed))
     refused = run_cli("compare", str(first), str(second))
     assert refused.returncode == 2 and "ficheiros de teste diferentes" in refused.stderr
+
+
+def test_holm_keeps_the_smallest_p_values_while_each_stays_below_its_share_of_alpha():
+    from farense_guide.paired import holm_rejections
+
+    # sorted 0.005 < 0.05/4, 0.01 < 0.05/3, then 0.03 ≥ 0.05/2 stops the count, though 0.04 < 0.05
+    assert holm_rejections([0.04, 0.01, 0.03, 0.005]) == 2
+    assert holm_rejections([0.001, 0.002]) == 2 and holm_rejections([0.06, 0.001]) == 1 and holm_rejections([]) == 0
+    assert holm_rejections([0.03, 0.03], alpha=0.05) == 0  # 0.03 ≥ 0.05/2: a plain p < 0.05 would count both

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from farense_guide.errors import FarenseError
+from farense_guide.paired import holm_rejections
 from farense_guide.pt_format import (pt, pt_difference, pt_interval, pt_learning_rate, pt_mean_interval, pt_p_value, pt_signed,
                                      pt_signed_interval)
 from farense_guide.runs import read_json
@@ -202,6 +203,7 @@ def fragment(run_path: Path) -> tuple[dict[str, str], dict[str, str]]:
               "short_auc_max": pt(max(short, default=None), 3),
               "comparisons": str(len(results)), "tests": str(len(tests)), "alpha": pt(alpha, 2),
               "detectable": str(sum(metric["significant"] for metric in tests)),
+              "holm_detectable": str(holm_rejections([metric["p_value"] for metric in tests], alpha)),
               "refusals_detectable": str(sum(result["metrics"]["refusal_rate_out_of_scope"]["significant"] for result in results
                                              if "refusal_rate_out_of_scope" in result["metrics"])),
               "chosen_processor": machine(run_folder(CHOSEN) / "run.json")["processor"],
