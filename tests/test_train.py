@@ -261,7 +261,7 @@ def test_report_end_words_and_exit_status(tmp_path, capsys):
 def test_a_small_data_set_warns_of_the_examples_left_out_and_of_a_warm_up_longer_than_the_run():
     from farense_guide.steps.train import plan_iterations, plan_warnings
 
-    profile = apply_overrides(load_profile("tiny"), ["batch_size=4", "max_steps=null", "epochs=3", "warmup_steps=20"])
+    profile = apply_overrides(load_profile("tiny"), ["batch_size=4", "max_steps=null", "epochs=3", "lr_schedule=cosine", "warmup_steps=20"])
     left_out, warm_up = plan_warnings(profile, plan_iterations(profile, train_examples=18, valid_examples=4))
     assert left_out.startswith("2 dos 18 exemplos de treino") and "batch_size=4" in left_out
     assert "warmup_steps=20" in warm_up and "12 atualizações" in warm_up and "fica com 11" in warm_up

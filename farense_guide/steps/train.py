@@ -347,6 +347,11 @@ def load_checkpoint(run: RunFolder, model, optimizer, verbose: bool = True) -> L
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────────
 
 
+def warmup_updates(profile: Profile, optimizer_steps: int) -> int:
+    """The warm-up the cosine schedule really gets: the profile's, cut to leave at least one update of decay."""
+    return min(profile.warmup_steps, max(optimizer_steps - 1, 0)) if profile.lr_schedule == "cosine" else 0
+
+
 def schedule(profile: Profile, optimizer_steps: int):
     from mlx_lm.tuner.utils import build_schedule
 
@@ -354,7 +359,7 @@ def schedule(profile: Profile, optimizer_steps: int):
         return profile.learning_rate
     if profile.lr_schedule != "cosine":
         raise FarenseError(f"lr_schedule {profile.lr_schedule!r} desconhecido (use cosine ou constant)")
-    warmup = min(profile.warmup_steps, max(optimizer_steps - 1, 0))
+    warmup = warmup_updates(profile, optimizer_steps)
     decay_steps = max(optimizer_steps - warmup, 1)
     return build_schedule({"name": "cosine_decay", "warmup": warmup,
                            "arguments": [profile.learning_rate, decay_steps, profile.learning_rate / 10]})
@@ -444,9 +449,10 @@ def plan_warnings(profile: Profile, iterations: Iterations) -> list[str]:
         warnings.append(f"{left_out} dos {iterations.train_examples} exemplos de treino não chegam a encher um batch "
                         f"(batch_size={profile.batch_size}) e ficam de fora em todas as épocas; um batch_size que divida "
                         f"{iterations.train_examples} usa-os todos.")
-    if profile.warmup_steps and profile.warmup_steps >= iterations.optimizer_steps:
+    warmup = warmup_updates(profile, iterations.optimizer_steps)
+    if profile.lr_schedule == "cosine" and warmup < profile.warmup_steps:
         warnings.append(f"o aquecimento (warmup_steps={profile.warmup_steps}) não cabe nas {iterations.optimizer_steps} "
-                        f"atualizações do treino: fica com {max(iterations.optimizer_steps - 1, 0)}, e quase todo o run é a "
+                        f"atualizações do treino: fica com {warmup}, e quase todo o run é a "
                         "subir a taxa; baixe warmup_steps (--set warmup_steps=N) ou suba epochs.")
     return warnings
 
@@ -480,8 +486,9 @@ def prepare(plan: TrainPlan, loss_fn: Callable | None = None) -> Training:
     info.process = {"pid": os.getpid(), "host": platform.node()}  # lets the monitor tell a dead run from a running one
     training = Training(plan, world, model, optimizer, train_set, valid_set, loss_fn or default_loss, info, state)
     if training.rank0:
-        for warning in [] if plan.resume else plan_warnings(profile, iterations):
-            print(f"aviso: {warning}", file=sys.stderr)
+        if not plan.resume:
+            for warning in plan_warnings(profile, iterations):
+                print(f"aviso: {warning}", file=sys.stderr)
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_info(info)
         if not plan.resume:
